@@ -1,0 +1,320 @@
+package eventstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DBTX is what the store needs from a connection: a pgx.Tx, a pooled connection or the pool.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Postgres is the event store on PostgreSQL.
+type Postgres struct {
+	pool     *pgxpool.Pool
+	registry *Registry
+}
+
+// NewPostgres returns a store over the pool. The registry upcasts what it reads.
+func NewPostgres(pool *pgxpool.Pool, registry *Registry) *Postgres {
+	return &Postgres{pool: pool, registry: registry}
+}
+
+// Pool returns the pool the store reads with.
+func (s *Postgres) Pool() *pgxpool.Pool { return s.pool }
+
+// Registry returns the event registry.
+func (s *Postgres) Registry() *Registry { return s.registry }
+
+// Append appends events in a transaction of its own.
+func (s *Postgres) Append(ctx context.Context, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (AppendResult, error) {
+	var res AppendResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		res, err = s.AppendTx(ctx, tx, stream, expected, meta, events...)
+		return err
+	})
+	return res, err
+}
+
+// AppendTx appends events to a stream inside the caller's transaction. It must be the
+// transaction's first write (reads may come before it): the transaction id it takes then orders
+// the events for every reader. On an error the transaction is unusable and must be rolled back.
+//
+// With meta.IdempotencyKey set, a key already used by the same actor returns the first append's
+// result and appends nothing; reused for a different request it returns ErrIdempotencyMismatch.
+func (s *Postgres) AppendTx(ctx context.Context, tx DBTX, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (AppendResult, error) {
+	enc, err := encode(events)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	var reqHash []byte
+	if meta.IdempotencyKey != "" {
+		reqHash = requestHash(stream, enc)
+		if res, found, err := s.lookupIdempotency(ctx, tx, meta, reqHash); err != nil || found {
+			return res, err
+		}
+	}
+
+	prevVersion, prevHash, err := s.head(ctx, tx, stream.ID, expected)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if metaJSON, err = canonicalJSON(metaJSON); err != nil {
+		return AppendResult{}, err
+	}
+	at := now()
+
+	n := len(enc)
+	versions := make([]int32, n)
+	types := make([]string, n)
+	schemas := make([]int32, n)
+	datas := make([]string, n)
+	prevs := make([][]byte, n)
+	hashes := make([][]byte, n)
+	for i, e := range enc {
+		v := prevVersion + 1 + i
+		h, err := linkHash(prevHash, chainLink{
+			StreamID: stream.ID, StreamType: stream.Type, Domain: stream.Domain, Version: v,
+			Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: metaJSON,
+			RecordedAt: formatTime(at),
+		})
+		if err != nil {
+			return AppendResult{}, err
+		}
+		versions[i], types[i], schemas[i], datas[i] = int32(v), e.Type, int32(e.SchemaVersion), string(e.Data)
+		prevs[i], hashes[i] = prevHash, h
+		prevHash = h
+	}
+
+	var domain *string
+	if stream.Domain != "" {
+		domain = &stream.Domain
+	}
+	res := AppendResult{StreamID: stream.ID, FirstVersion: prevVersion + 1, LastVersion: prevVersion + n}
+	if n == 1 {
+		err = tx.QueryRow(ctx, insertOne, stream.ID, stream.Type, versions[0], domain, types[0], schemas[0],
+			datas[0], string(metaJSON), at, prevs[0], hashes[0]).Scan(&res.LastPosition, &res.TransactionID)
+	} else {
+		err = tx.QueryRow(ctx, insertMany, stream.ID, stream.Type, domain, string(metaJSON), at,
+			versions, types, schemas, datas, prevs, hashes).Scan(&res.LastPosition, &res.TransactionID)
+	}
+	if err != nil {
+		return AppendResult{}, s.mapWriteError(err, stream.ID, expected)
+	}
+
+	if meta.IdempotencyKey != "" {
+		_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys
+			(scope, key, request_hash, stream_id, first_version, last_version, transaction_id, last_position)
+			VALUES ($1, $2, $3, $4, $5, $6, $7::bigint::text::xid8, $8)`,
+			meta.Actor, meta.IdempotencyKey, reqHash, stream.ID, res.FirstVersion, res.LastVersion,
+			int64(res.TransactionID), res.LastPosition)
+		if err != nil {
+			// A concurrent request with the same key won; the caller retries and replays it.
+			return AppendResult{}, s.mapWriteError(err, stream.ID, expected)
+		}
+	}
+	return res, nil
+}
+
+const insertOne = `INSERT INTO events
+	(stream_id, stream_type, stream_version, domain, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+	VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+	RETURNING position, transaction_id::text::bigint`
+
+// insertMany writes a batch in one statement; rows keep the order of the arrays.
+const insertMany = `WITH ins AS (
+	INSERT INTO events
+	(stream_id, stream_type, stream_version, domain, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+	SELECT $1, $2, u.v, $3, u.t, u.s, u.d::jsonb, $4::jsonb, $5, u.p, u.h
+	FROM unnest($6::int[], $7::text[], $8::int[], $9::text[], $10::bytea[], $11::bytea[]) WITH ORDINALITY AS u(v, t, s, d, p, h, o)
+	ORDER BY u.o
+	RETURNING position, transaction_id)
+	SELECT max(position), pg_current_xact_id()::text::bigint FROM ins`
+
+func (s *Postgres) mapWriteError(err error, streamID string, expected ExpectedVersion) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return &ConcurrencyError{StreamID: streamID, Expected: expected}
+	}
+	return fmt.Errorf("eventstore: append to %s: %w", streamID, err)
+}
+
+// head returns the version and hash the new events chain onto, checking the expectation.
+func (s *Postgres) head(ctx context.Context, q DBTX, streamID string, expected ExpectedVersion) (int, []byte, error) {
+	switch {
+	case expected == NoStream:
+		return 0, GenesisHash, nil
+	case expected == Any:
+		var v int
+		var h []byte
+		err := q.QueryRow(ctx, `SELECT stream_version, hash FROM events WHERE stream_id = $1
+			ORDER BY stream_version DESC LIMIT 1`, streamID).Scan(&v, &h)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, GenesisHash, nil
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("eventstore: head of %s: %w", streamID, err)
+		}
+		return v, h, nil
+	case expected > 0:
+		var h []byte
+		err := q.QueryRow(ctx, `SELECT hash FROM events WHERE stream_id = $1 AND stream_version = $2`,
+			streamID, int32(expected)).Scan(&h)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, nil, &ConcurrencyError{StreamID: streamID, Expected: expected}
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("eventstore: head of %s: %w", streamID, err)
+		}
+		// A later version, if any, makes the insert fail on the unique key.
+		return int(expected), h, nil
+	default:
+		return 0, nil, fmt.Errorf("eventstore: invalid expected version %d", expected)
+	}
+}
+
+func requestHash(stream Stream, enc []encoded) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", stream.ID, stream.Type)
+	for _, e := range enc {
+		fmt.Fprintf(h, "%s\x00%d\x00", e.Type, e.SchemaVersion)
+		h.Write(e.Data)
+		h.Write([]byte{0})
+	}
+	return h.Sum(nil)
+}
+
+func (s *Postgres) lookupIdempotency(ctx context.Context, q DBTX, meta Metadata, reqHash []byte) (AppendResult, bool, error) {
+	var res AppendResult
+	var stored []byte
+	err := q.QueryRow(ctx, `SELECT request_hash, stream_id, first_version, last_version,
+		transaction_id::text::bigint, last_position FROM idempotency_keys WHERE scope = $1 AND key = $2`,
+		meta.Actor, meta.IdempotencyKey).Scan(&stored, &res.StreamID, &res.FirstVersion, &res.LastVersion,
+		&res.TransactionID, &res.LastPosition)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return AppendResult{}, false, nil
+	}
+	if err != nil {
+		return AppendResult{}, false, fmt.Errorf("eventstore: idempotency lookup: %w", err)
+	}
+	if !bytes.Equal(stored, reqHash) {
+		return AppendResult{}, true, ErrIdempotencyMismatch
+	}
+	res.Replayed = true
+	return res, true, nil
+}
+
+const selectColumns = `position, transaction_id::text::bigint, stream_id, stream_type, coalesce(domain, ''),
+	stream_version, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash`
+
+// Load reads a stream in version order.
+func (s *Postgres) Load(ctx context.Context, streamID string, opts LoadOptions) ([]RecordedEvent, error) {
+	return s.LoadTx(ctx, s.pool, streamID, opts)
+}
+
+// LoadTx reads a stream in version order through q (e.g. the command's transaction).
+func (s *Postgres) LoadTx(ctx context.Context, q DBTX, streamID string, opts LoadOptions) ([]RecordedEvent, error) {
+	var asOf *time.Time
+	if !opts.AsOf.IsZero() {
+		asOf = &opts.AsOf
+	}
+	rows, err := q.Query(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE stream_id = $1 AND ($2 = 0 OR stream_version <= $2) AND ($3::timestamptz IS NULL OR recorded_at <= $3)
+		ORDER BY stream_version`, streamID, opts.UpToVersion, asOf)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: load %s: %w", streamID, err)
+	}
+	return s.collect(rows, 0)
+}
+
+// ReadAll returns up to limit events after the given position in the gap-safe global order:
+// it stops before the oldest transaction still in flight, so an event committed later can never
+// land behind a position a reader has already passed.
+func (s *Postgres) ReadAll(ctx context.Context, after Position, limit int) ([]RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, position LIMIT $3`, int64(after.TransactionID), after.Position, limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read all: %w", err)
+	}
+	return s.collect(rows, limit)
+}
+
+// ReadWindow returns up to limit events recorded in [from, to), after the given position, in the
+// gap-safe global order.
+func (s *Postgres) ReadWindow(ctx context.Context, from, to time.Time, after Position, limit int) ([]RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE recorded_at >= $1 AND recorded_at < $2
+		  AND (transaction_id, position) > ($3::bigint::text::xid8, $4)
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, position LIMIT $5`, from, to, int64(after.TransactionID), after.Position, limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read window: %w", err)
+	}
+	return s.collect(rows, limit)
+}
+
+func (s *Postgres) collect(rows pgx.Rows, capacity int) ([]RecordedEvent, error) {
+	defer rows.Close()
+	out := make([]RecordedEvent, 0, capacity)
+	for rows.Next() {
+		e, err := scanRaw(rows)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.upcast(&e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	return out, nil
+}
+
+// upcast brings the event's data to the registry's current schema version.
+func (s *Postgres) upcast(e *RecordedEvent) error {
+	if s.registry == nil {
+		return nil
+	}
+	var err error
+	e.Data, e.SchemaVersion, err = s.registry.Upcast(e.Type, e.SchemaVersion, e.Data)
+	return err
+}
+
+// scanRaw reads one row as stored (no upcasting); it also returns the stored metadata.
+func scanRaw(rows pgx.Rows) (RecordedEvent, error) {
+	var e RecordedEvent
+	var meta []byte
+	var tx int64
+	if err := rows.Scan(&e.Position, &tx, &e.StreamID, &e.StreamType, &e.Domain, &e.Version, &e.Type,
+		&e.SchemaVersion, &e.Data, &meta, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
+		return e, fmt.Errorf("eventstore: scan: %w", err)
+	}
+	e.TransactionID = uint64(tx)
+	e.RecordedAt = e.RecordedAt.UTC()
+	e.rawMetadata = meta
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return e, fmt.Errorf("eventstore: metadata of %s v%d: %w", e.StreamID, e.Version, err)
+	}
+	return e, nil
+}
