@@ -44,7 +44,7 @@ type thingRenamedV1 struct {
 	Title string `json:"title"`
 }
 
-func (thingRenamedV1) EventType() string { return "ThingRenamed" }
+func (thingRenamedV1) EventType() string  { return "ThingRenamed" }
 func (thingRenamedV1) SchemaVersion() int { return 1 }
 
 // Registry returns the registry the suite's events need, with the v1→v2 upcaster.
