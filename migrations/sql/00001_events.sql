@@ -59,7 +59,8 @@ CREATE TABLE idempotency_keys (
 -- Envelope encryption: one data key per mail domain, wrapped with the master key.
 -- Destroying a key (wrapped_key NULL) shreds every secret encrypted with it.
 CREATE TABLE data_keys (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- Chosen at random by the keyring: the id is bound into the wrapping, so it is known first.
+    id           bigint      PRIMARY KEY,
     scope        text        NOT NULL,
     wrapped_key  bytea,
     created_at   timestamptz NOT NULL DEFAULT now(),
