@@ -1,0 +1,105 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mailplane/eventstore"
+)
+
+// Waiter lets a writer wait until projections have caught up with what it appended
+// (read-your-writes). One poller serves all waiters, so many concurrent requests cost one small
+// query per interval rather than one each.
+type Waiter struct {
+	pool     *pgxpool.Pool
+	names    []string
+	interval time.Duration
+
+	mu      sync.Mutex
+	waiters map[*waiter]struct{}
+	polling bool
+}
+
+type waiter struct {
+	pos  eventstore.Position
+	done chan struct{}
+}
+
+// NewWaiter returns a waiter on the named projections' checkpoints.
+func NewWaiter(pool *pgxpool.Pool, interval time.Duration, names ...string) *Waiter {
+	if interval <= 0 {
+		interval = 2 * time.Millisecond
+	}
+	return &Waiter{pool: pool, names: names, interval: interval, waiters: make(map[*waiter]struct{})}
+}
+
+// Wait returns once every projection has handled the event at pos, or with ctx's error.
+func (w *Waiter) Wait(ctx context.Context, pos eventstore.Position) error {
+	if len(w.names) == 0 {
+		return nil
+	}
+	wt := &waiter{pos: pos, done: make(chan struct{})}
+	w.mu.Lock()
+	w.waiters[wt] = struct{}{}
+	if !w.polling {
+		w.polling = true
+		go w.poll()
+	}
+	w.mu.Unlock()
+	select {
+	case <-wt.done:
+		return nil
+	case <-ctx.Done():
+		w.mu.Lock()
+		delete(w.waiters, wt)
+		w.mu.Unlock()
+		return fmt.Errorf("projections: not caught up with position %d: %w", pos.Position, ctx.Err())
+	}
+}
+
+// poll runs while anyone waits.
+func (w *Waiter) poll() {
+	for {
+		min, err := w.slowest()
+		w.mu.Lock()
+		if err == nil {
+			for wt := range w.waiters {
+				if !min.Less(wt.pos) {
+					close(wt.done)
+					delete(w.waiters, wt)
+				}
+			}
+		}
+		if len(w.waiters) == 0 {
+			w.polling = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		time.Sleep(w.interval)
+	}
+}
+
+// slowest returns the checkpoint of the projection furthest behind.
+func (w *Waiter) slowest() (eventstore.Position, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var p eventstore.Position
+	var n int
+	var txid int64
+	err := w.pool.QueryRow(ctx, `SELECT count(*), coalesce(min(transaction_id)::text::bigint, 0),
+		coalesce((array_agg(position ORDER BY transaction_id, position))[1], 0)
+		FROM projection_checkpoints WHERE name = ANY($1)`, w.names).Scan(&n, &txid, &p.Position)
+	if err != nil {
+		return p, err
+	}
+	if n < len(w.names) {
+		return eventstore.Position{}, nil // a projection that never ran has seen nothing
+	}
+	p.TransactionID = uint64(txid)
+	return p, nil
+}
