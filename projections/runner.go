@@ -235,7 +235,10 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 	}()
 	// The lock lives as long as its connection; if that drops, another process may take over,
 	// so this one must stop at once.
+	watchDone := make(chan struct{})
+	defer func() { cancelSub(nil); <-watchDone }() // before the connection closes
 	go func() {
+		defer close(watchDone)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
