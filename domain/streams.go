@@ -1,0 +1,23 @@
+package domain
+
+// Stream types stored with every event; projections route on them.
+const (
+	StreamTypeConfig  = "config"
+	StreamTypeCOS     = "cos"
+	StreamTypeDomain  = "domain"
+	StreamTypeAccount = "account"
+)
+
+// GlobalConfigStreamID is the one stream of the GlobalConfig singleton.
+const GlobalConfigStreamID = "config-global"
+
+// COSStreamID is the stream of a COS; name must come from NormalizeCOSName.
+func COSStreamID(name string) string { return "cos-" + name }
+
+// DomainStreamID is the stream of a domain; name must be the A-label form
+// from NormalizeDomainName, so both spellings of an IDN share one stream.
+func DomainStreamID(name string) string { return "domain-" + name }
+
+// AccountStreamID is the stream of an account. A deleted account's address
+// keeps its stream: creating it again continues the same history.
+func AccountStreamID(addr Address) string { return "account-" + addr.String() }
