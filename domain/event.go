@@ -31,6 +31,9 @@ func Events() []Event {
 		COSCreated{},
 		COSUpdated{},
 		COSDeleted{},
+		DomainCreated{},
+		DomainUpdated{},
+		DomainClosed{},
 	}
 }
 
