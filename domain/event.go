@@ -34,6 +34,14 @@ func Events() []Event {
 		DomainCreated{},
 		DomainUpdated{},
 		DomainClosed{},
+		AccountCreated{},
+		AccountUpdated{},
+		AccountPasswordChanged{},
+		AccountDeleted{},
+		AliasAdded{},
+		AliasRemoved{},
+		SessionStarted{},
+		SessionEnded{},
 	}
 }
 
