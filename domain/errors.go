@@ -39,6 +39,7 @@ type ValidationError struct {
 	Errors []FieldError
 }
 
+// Error joins the field errors; the HTTP layer shows them one by one instead.
 func (e ValidationError) Error() string {
 	parts := make([]string, len(e.Errors))
 	for i, fe := range e.Errors {
@@ -59,6 +60,7 @@ type InUseError struct {
 	Users []string
 }
 
+// Error names the users; the HTTP layer lists them in its 409.
 func (e InUseError) Error() string {
 	return fmt.Sprintf("in use by %s", strings.Join(e.Users, ", "))
 }
