@@ -314,7 +314,7 @@ pg_ensure_db() {
 
 pg_bindir() {
 	local d
-	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	d=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 	[[ -n $d && -x $d/initdb ]] && REPLY=$d
 }
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# up.sh: what `go tool task up` runs. Starts the dev stack, applies the migrations,
+# makes sure the first global admin exists, prints how to reach the API, then runs
+# `mailplane serve` in the foreground. Ctrl-C stops mailplane; the stack keeps
+# running until `go tool task down`. Arguments go to `mailplane serve`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEV=${MAILPLANE_DEV_DIR:-$ROOT/.dev}
+[[ $DEV == /* ]] || DEV=$PWD/$DEV
+export MAILPLANE_DEV_DIR=$DEV
+command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+cd "$ROOT"
+
+ADMIN_EMAIL=admin@mailplane.test
+ADMIN_PASSWORD_FILE=$DEV/admin-password
+
+scripts/stack.sh up
+# shellcheck source=/dev/null
+. "$DEV/env"
+
+if [[ ! -s $ADMIN_PASSWORD_FILE ]]; then
+	(
+		umask 077
+		openssl rand -base64 18 | tr '+/' '-_' | tr -d '\n' >"$ADMIN_PASSWORD_FILE"
+	)
+fi
+admin_password=$(cat "$ADMIN_PASSWORD_FILE")
+
+# One build for the three runs below; serve then gets signals directly.
+echo "up: building ./cmd/mailplane"
+go build -o "$DEV/bin/mailplane" ./cmd/mailplane
+"$DEV/bin/mailplane" migrate
+# Succeeds when that admin already exists, so running up again is fine.
+"$DEV/bin/mailplane" admin bootstrap --email "$ADMIN_EMAIL" --password "$admin_password"
+
+cat <<INFO
+
+  mailplane API  http://$MAILPLANE_HTTP_ADDR/api/v1
+  admin          $ADMIN_EMAIL
+  password       $admin_password   (kept in $ADMIN_PASSWORD_FILE)
+  log in         curl -s http://$MAILPLANE_HTTP_ADDR/api/v1/auth/login -d '{"email":"$ADMIN_EMAIL","password":"$admin_password"}'
+  mail sent      $MAILPLANE_SMTP_API/messages
+  stop           Ctrl-C stops mailplane; go tool task down stops the stack
+
+INFO
+exec "$DEV/bin/mailplane" serve "$@"
