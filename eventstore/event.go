@@ -50,6 +50,9 @@ type Metadata struct {
 	CausationID    string `json:"causation_id,omitempty"`
 	SourceIP       string `json:"source_ip,omitempty"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// RequestHash identifies the request an idempotency key was first used for. When empty, a
+	// hash of the appended events stands in for it. It is not stored with the events.
+	RequestHash []byte `json:"-"`
 }
 
 // Position is a place in the global order. Readers order by (TransactionID, Position): the

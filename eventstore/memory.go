@@ -48,7 +48,10 @@ func (m *Memory) Append(_ context.Context, stream Stream, expected ExpectedVersi
 	key := [2]string{meta.Actor, meta.IdempotencyKey}
 	var reqHash []byte
 	if meta.IdempotencyKey != "" {
-		reqHash = requestHash(stream, enc)
+		reqHash = meta.RequestHash
+		if reqHash == nil {
+			reqHash = requestHash(stream, enc)
+		}
 		if k, ok := m.keys[key]; ok {
 			if !bytes.Equal(k.hash, reqHash) {
 				return AppendResult{}, ErrIdempotencyMismatch

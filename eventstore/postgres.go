@@ -62,9 +62,19 @@ func (s *Postgres) AppendTx(ctx context.Context, tx DBTX, stream Stream, expecte
 	}
 	var reqHash []byte
 	if meta.IdempotencyKey != "" {
-		reqHash = requestHash(stream, enc)
-		if res, found, err := s.lookupIdempotency(ctx, tx, meta, reqHash); err != nil || found {
-			return res, err
+		reqHash = meta.RequestHash
+		if reqHash == nil {
+			reqHash = requestHash(stream, enc)
+		}
+		rec, found, err := s.LookupIdempotency(ctx, tx, meta.Actor, meta.IdempotencyKey)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if found {
+			if !bytes.Equal(rec.RequestHash, reqHash) {
+				return AppendResult{}, ErrIdempotencyMismatch
+			}
+			return rec.Result, nil
 		}
 	}
 
@@ -201,24 +211,47 @@ func requestHash(stream Stream, enc []encoded) []byte {
 	return h.Sum(nil)
 }
 
-func (s *Postgres) lookupIdempotency(ctx context.Context, q DBTX, meta Metadata, reqHash []byte) (AppendResult, bool, error) {
-	var res AppendResult
-	var stored []byte
+// IdempotencyRecord is what a used idempotency key remembers.
+type IdempotencyRecord struct {
+	Result      AppendResult
+	RequestHash []byte
+	// ResponseStatus and ResponseBody are the first response, when the caller saved one.
+	ResponseStatus int
+	ResponseBody   []byte
+}
+
+// LookupIdempotency returns the record of an idempotency key used by actor, if any. Its Result
+// has Replayed set.
+func (s *Postgres) LookupIdempotency(ctx context.Context, q DBTX, actor, key string) (IdempotencyRecord, bool, error) {
+	var rec IdempotencyRecord
+	var status *int32
 	err := q.QueryRow(ctx, `SELECT request_hash, stream_id, first_version, last_version,
-		transaction_id::text::bigint, last_position FROM idempotency_keys WHERE scope = $1 AND key = $2`,
-		meta.Actor, meta.IdempotencyKey).Scan(&stored, &res.StreamID, &res.FirstVersion, &res.LastVersion,
-		&res.TransactionID, &res.LastPosition)
+		transaction_id::text::bigint, last_position, response_status, response_body
+		FROM idempotency_keys WHERE scope = $1 AND key = $2`, actor, key).Scan(
+		&rec.RequestHash, &rec.Result.StreamID, &rec.Result.FirstVersion, &rec.Result.LastVersion,
+		&rec.Result.TransactionID, &rec.Result.LastPosition, &status, &rec.ResponseBody)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return AppendResult{}, false, nil
+		return IdempotencyRecord{}, false, nil
 	}
 	if err != nil {
-		return AppendResult{}, false, fmt.Errorf("eventstore: idempotency lookup: %w", err)
+		return IdempotencyRecord{}, false, fmt.Errorf("eventstore: idempotency lookup: %w", err)
 	}
-	if !bytes.Equal(stored, reqHash) {
-		return AppendResult{}, true, ErrIdempotencyMismatch
+	if status != nil {
+		rec.ResponseStatus = int(*status)
 	}
-	res.Replayed = true
-	return res, true, nil
+	rec.Result.Replayed = true
+	return rec, true, nil
+}
+
+// SaveIdempotentResponse stores the response first given for an idempotency key, so that a
+// repeat can answer with exactly that.
+func (s *Postgres) SaveIdempotentResponse(ctx context.Context, actor, key string, status int, body []byte) error {
+	_, err := s.pool.Exec(ctx, `UPDATE idempotency_keys SET response_status = $3, response_body = $4
+		WHERE scope = $1 AND key = $2 AND response_status IS NULL`, actor, key, status, body)
+	if err != nil {
+		return fmt.Errorf("eventstore: save idempotent response: %w", err)
+	}
+	return nil
 }
 
 const selectColumns = `position, transaction_id::text::bigint, stream_id, stream_type, coalesce(domain, ''),

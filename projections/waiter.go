@@ -103,3 +103,19 @@ func (w *Waiter) slowest() (eventstore.Position, error) {
 	p.TransactionID = uint64(txid)
 	return p, nil
 }
+
+// Lag counts the events the named projection has not handled yet, counting no further than
+// limit (so a projection far behind costs a bounded query).
+func Lag(ctx context.Context, pool *pgxpool.Pool, name string, limit int) (int, error) {
+	var n int
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM (
+		SELECT 1 FROM events e
+		WHERE (e.transaction_id, e.position) > coalesce(
+			(SELECT (c.transaction_id, c.position) FROM projection_checkpoints c WHERE c.name = $1),
+			('0'::xid8, 0::bigint))
+		LIMIT $2) s`, name, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("projections: lag of %s: %w", name, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,258 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+
+	"mailplane/domain"
+	"mailplane/eventstore"
+)
+
+func accountStream(a domain.Address) eventstore.Stream {
+	return eventstore.Stream{ID: domain.AccountStreamID(a), Type: domain.StreamTypeAccount, Domain: a.Domain}
+}
+
+// Credentials is how a new or changed password arrives: in clear (hashed here with argon2id)
+// or, from a migration, as an existing hash that login will verify and upgrade. At most one.
+type Credentials struct {
+	Password     *string
+	PasswordHash *string
+}
+
+// CreateAccount creates (or re-creates) an account.
+func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.CreateAccount, cred Credentials) (Outcome, error) {
+	secret, err := s.sealCredentials(ctx, cmd.Address, cmd.COS, cred)
+	if err != nil {
+		return Outcome{}, err
+	}
+	cmd.PasswordSecret = secret
+	if cmd.At.IsZero() {
+		cmd.At = s.now()
+	}
+	return run(ctx, s, req, step[domain.Account]{
+		stream: accountStream(cmd.Address),
+		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
+			d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(cmd.Address.Domain))
+			if err != nil {
+				return nil, err
+			}
+			cmd.Domain = d
+			if d.Limits.MaxAccounts > 0 {
+				// Creations in a limited domain take turns, so that the count below stays true
+				// until this one commits. An advisory lock takes no transaction id, so the
+				// append is still the first write.
+				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, domainLockKey(d.Name)); err != nil {
+					return nil, err
+				}
+				if err := tx.QueryRow(ctx, `SELECT count(*) FROM address_claims WHERE domain = $1 AND kind = 'account'`,
+					d.Name).Scan(&cmd.AccountCount); err != nil {
+					return nil, err
+				}
+			}
+			if cmd.COS != nil {
+				if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.COS); err != nil {
+					return nil, err
+				}
+			}
+			return a.Decide(cmd)
+		},
+		after: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ []domain.Event) error {
+			return s.claim(ctx, tx, a.Address, "account", domain.AccountStreamID(a.Address))
+		},
+	})
+}
+
+func domainLockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("mailplane domain " + name))
+	return int64(h.Sum64())
+}
+
+// AddressTakenError says which object already uses an address.
+type AddressTakenError struct {
+	Address string
+	Owner   string
+}
+
+func (e *AddressTakenError) Error() string {
+	return fmt.Sprintf("address %s is already used by %s", e.Address, e.Owner)
+}
+
+// Unwrap makes it a domain.ErrAlreadyExists.
+func (e *AddressTakenError) Unwrap() error { return domain.ErrAlreadyExists }
+
+// claim reserves an address for owner (a stream id); addresses are unique across accounts,
+// aliases, lists and resources, and this table, written in the command's transaction, is what
+// makes it so.
+func (s *Service) claim(ctx context.Context, tx pgx.Tx, addr domain.Address, kind, owner string) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO address_claims (address, kind, owner, domain) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (address) DO NOTHING`, addr.String(), kind, owner, addr.Domain)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var holder string
+	if err := tx.QueryRow(ctx, `SELECT owner FROM address_claims WHERE address = $1`, addr.String()).Scan(&holder); err != nil {
+		return err
+	}
+	return &AddressTakenError{Address: addr.String(), Owner: holder}
+}
+
+// UpdateAccount patches an account.
+func (s *Service) UpdateAccount(ctx context.Context, req Request, addr domain.Address, cmd domain.UpdateAccount) (Outcome, error) {
+	return s.accountCommand(ctx, req, addr, func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error) {
+		if cmd.COS != nil {
+			var err error
+			if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.COS); err != nil {
+				return nil, err
+			}
+		}
+		return a.Decide(cmd)
+	}, nil)
+}
+
+// SetPassword replaces an account's password.
+func (s *Service) SetPassword(ctx context.Context, req Request, addr domain.Address, cred Credentials) (Outcome, error) {
+	a, _, err := load[domain.Account](ctx, s, s.pool, domain.AccountStreamID(addr))
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !a.Exists() {
+		return Outcome{}, fmt.Errorf("account %s: %w", addr, domain.ErrNotFound)
+	}
+	secret, err := s.sealCredentials(ctx, addr, a.COS, cred)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return s.accountCommand(ctx, req, addr, func(_ context.Context, _ pgx.Tx, a domain.Account) ([]domain.Event, error) {
+		return a.Decide(domain.SetPassword{PasswordSecret: secret})
+	}, nil)
+}
+
+// DeleteAccount deletes an account: its address and aliases are free again, its sessions end.
+func (s *Service) DeleteAccount(ctx context.Context, req Request, addr domain.Address) (Outcome, error) {
+	return s.accountCommand(ctx, req, addr, func(_ context.Context, _ pgx.Tx, a domain.Account) ([]domain.Event, error) {
+		return a.Decide(domain.DeleteAccount{})
+	}, func(ctx context.Context, tx pgx.Tx, a domain.Account, _ []domain.Event) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM address_claims WHERE owner = $1`, domain.AccountStreamID(addr)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE sessions SET ended_at = $2, ended_by = $3 WHERE account = $1 AND ended_at IS NULL`,
+			addr.String(), s.now(), req.Meta.Actor)
+		return err
+	})
+}
+
+// AddAlias gives an account another address (in any domain).
+func (s *Service) AddAlias(ctx context.Context, req Request, addr, alias domain.Address) (Outcome, error) {
+	return s.accountCommand(ctx, req, addr, func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error) {
+		if alias.Domain != addr.Domain {
+			if _, err := s.loadDomain(ctx, tx, alias.Domain); err != nil {
+				return nil, err
+			}
+		}
+		return a.Decide(domain.AddAlias{Alias: alias})
+	}, func(ctx context.Context, tx pgx.Tx, _ domain.Account, _ []domain.Event) error {
+		return s.claim(ctx, tx, alias, "alias", domain.AccountStreamID(addr))
+	})
+}
+
+// RemoveAlias takes an alias away from an account.
+func (s *Service) RemoveAlias(ctx context.Context, req Request, addr, alias domain.Address) (Outcome, error) {
+	return s.accountCommand(ctx, req, addr, func(_ context.Context, _ pgx.Tx, a domain.Account) ([]domain.Event, error) {
+		return a.Decide(domain.RemoveAlias{Alias: alias})
+	}, func(ctx context.Context, tx pgx.Tx, _ domain.Account, _ []domain.Event) error {
+		_, err := tx.Exec(ctx, `DELETE FROM address_claims WHERE address = $1 AND owner = $2`,
+			alias.String(), domain.AccountStreamID(addr))
+		return err
+	})
+}
+
+// accountCommand runs a command on an existing account of a domain that accepts changes.
+func (s *Service) accountCommand(ctx context.Context, req Request, addr domain.Address,
+	decide func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error),
+	after func(ctx context.Context, tx pgx.Tx, a domain.Account, events []domain.Event) error,
+) (Outcome, error) {
+	return run(ctx, s, req, step[domain.Account]{
+		stream: accountStream(addr),
+		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
+			if !a.Exists() {
+				return nil, fmt.Errorf("account %s: %w", addr, domain.ErrNotFound)
+			}
+			d, err := s.loadDomain(ctx, tx, addr.Domain)
+			if err != nil {
+				return nil, err
+			}
+			if err := d.CheckAcceptsChanges(); err != nil {
+				return nil, err
+			}
+			return decide(ctx, tx, a)
+		},
+		after: after,
+	})
+}
+
+// ErrPasswordAndHash means a request gave both a password and a password hash.
+var ErrPasswordAndHash = errors.New("give either password or password_hash, not both")
+
+// sealCredentials turns credentials into the sealed secret an event may carry ("" for none).
+// A clear password is checked against the effective minimum length and hashed first.
+func (s *Service) sealCredentials(ctx context.Context, addr domain.Address, cos *string, cred Credentials) (string, error) {
+	var phc string
+	switch {
+	case cred.Password != nil && cred.PasswordHash != nil:
+		return "", domain.Invalid("password_hash", ErrPasswordAndHash.Error())
+	case cred.Password != nil:
+		min, err := s.passwordMinLength(ctx, addr, cos)
+		if err != nil {
+			return "", err
+		}
+		if n := len([]rune(*cred.Password)); n < min {
+			return "", domain.Invalid("password", fmt.Sprintf("must be at least %d characters", min))
+		}
+		if len(*cred.Password) > 1024 {
+			return "", domain.Invalid("password", "must be at most 1024 bytes")
+		}
+		if phc, err = s.hasher.Hash(ctx, *cred.Password); err != nil {
+			return "", err
+		}
+	case cred.PasswordHash != nil:
+		if err := CheckHashFormat(*cred.PasswordHash); err != nil {
+			return "", domain.Invalid("password_hash", err.Error())
+		}
+		phc = *cred.PasswordHash
+	default:
+		return "", nil
+	}
+	return s.keys.Seal(ctx, addr.Domain, []byte(phc))
+}
+
+// passwordMinLength resolves the effective minimum for an account of that domain and COS.
+func (s *Service) passwordMinLength(ctx context.Context, addr domain.Address, cos *string) (int, error) {
+	g, _, err := load[domain.GlobalConfig](ctx, s, s.pool, domain.GlobalConfigStreamID)
+	if err != nil {
+		return 0, err
+	}
+	d, _, err := load[domain.Domain](ctx, s, s.pool, domain.DomainStreamID(addr.Domain))
+	if err != nil {
+		return 0, err
+	}
+	a := domain.Account{Address: addr, COS: cos}
+	name, _ := domain.EffectiveCOSName(g, d, a)
+	c, _, err := load[domain.COS](ctx, s, s.pool, domain.COSStreamID(name))
+	if err != nil {
+		return 0, err
+	}
+	var cp *domain.COS
+	if c.Exists() {
+		cp = &c
+	}
+	v, _ := domain.EffectiveAccount(g, d, cp, a).Values["password_min_length"].(int)
+	return v, nil
+}

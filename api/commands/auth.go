@@ -1,0 +1,331 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"mailplane/domain"
+	"mailplane/eventstore"
+	"mailplane/eventstore/keyring"
+)
+
+var (
+	// ErrInvalidCredentials is the one answer to a wrong address or password, so that a caller
+	// cannot tell which of the two was wrong.
+	ErrInvalidCredentials = errors.New("invalid e-mail address or password")
+	// ErrUnauthenticated means a token is unknown, ended or expired.
+	ErrUnauthenticated = errors.New("not logged in or session ended")
+)
+
+// RateLimitedError says how long to wait before trying to log in again.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("too many failed logins: try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// LoginLimits bound failed logins per account and per source IP within a window.
+type LoginLimits struct {
+	PerAccount int
+	PerIP      int
+	Window     time.Duration
+}
+
+// DefaultLoginLimits allow 5 failures per account and 20 per IP in 15 minutes.
+var DefaultLoginLimits = LoginLimits{PerAccount: 5, PerIP: 20, Window: 15 * time.Minute}
+
+// Session is a login session as its owner and admins see it.
+type Session struct {
+	ID         string    `json:"id"`
+	Account    string    `json:"account"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	IP         string    `json:"ip"`
+	UserAgent  string    `json:"user_agent"`
+}
+
+// Principal is who a valid token belongs to, as of this request.
+type Principal struct {
+	Address     domain.Address
+	SessionID   string
+	GlobalAdmin bool
+	DomainAdmin bool
+}
+
+// Login checks credentials and opens a session. It returns the token, which is shown once and
+// stored only as a hash.
+func (s *Service) Login(ctx context.Context, email, password, ip, userAgent string) (string, Session, error) {
+	keys := []string{"ip:" + ip}
+	addr, perr := domain.ParseAddress(email)
+	if perr == nil {
+		keys = append(keys, "account:"+addr.String())
+	}
+	if err := s.checkLoginLimits(ctx, keys); err != nil {
+		return "", Session{}, err
+	}
+	fail := func() (string, Session, error) {
+		if err := s.recordLoginFailure(ctx, keys); err != nil {
+			return "", Session{}, err
+		}
+		return "", Session{}, ErrInvalidCredentials
+	}
+	if perr != nil {
+		return fail()
+	}
+	a, _, err := load[domain.Account](ctx, s, s.pool, domain.AccountStreamID(addr))
+	if err != nil {
+		return "", Session{}, err
+	}
+	if !a.Exists() || !a.HasPassword {
+		// Spend the time a real check would, so that timing does not reveal who exists.
+		_, _ = s.hasher.Hash(ctx, password)
+		return fail()
+	}
+	stored, err := s.keys.Open(ctx, a.PasswordSecret)
+	if errors.Is(err, keyring.ErrShredded) {
+		return fail()
+	}
+	if err != nil {
+		return "", Session{}, err
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, string(stored), password)
+	if err != nil {
+		return "", Session{}, err
+	}
+	if !ok {
+		return fail()
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE key = $1`, "account:"+addr.String()); err != nil {
+		return "", Session{}, err
+	}
+
+	// A hash from a migration (or older parameters) is replaced on the first good login.
+	var newSecret string
+	if rehash {
+		phc, err := s.hasher.Hash(ctx, password)
+		if err != nil {
+			return "", Session{}, err
+		}
+		if newSecret, err = s.keys.Seal(ctx, addr.Domain, []byte(phc)); err != nil {
+			return "", Session{}, err
+		}
+	}
+
+	token, tokenHash, sessionID, err := newToken()
+	if err != nil {
+		return "", Session{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	sess := Session{ID: sessionID, Account: addr.String(), CreatedAt: now, LastSeenAt: now, IP: ip, UserAgent: userAgent}
+	req := Request{Meta: metaFor(addr.String(), ip)}
+	_, err = run(ctx, s, req, step[domain.Account]{
+		stream: accountStream(addr),
+		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
+			d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(addr.Domain))
+			if err != nil {
+				return nil, err
+			}
+			lifetime, err := s.sessionLifetime(ctx, tx, d, a)
+			if err != nil {
+				return nil, err
+			}
+			sess.ExpiresAt = now.Add(lifetime)
+			events, err := a.Decide(domain.StartSession{SessionID: sessionID, IP: ip, UserAgent: userAgent, At: now, Domain: d})
+			if err != nil {
+				return nil, err
+			}
+			if newSecret != "" {
+				more, err := a.Decide(domain.SetPassword{PasswordSecret: newSecret})
+				if err != nil {
+					return nil, err
+				}
+				events = append(more, events...)
+			}
+			return events, nil
+		},
+		after: func(ctx context.Context, tx pgx.Tx, _ domain.Account, _ []domain.Event) error {
+			_, err := tx.Exec(ctx, `INSERT INTO sessions (id, token_hash, account, created_at, last_seen_at, expires_at, ip, user_agent)
+				VALUES ($1, $2, $3, $4, $4, $5, $6, $7)`, sessionID, tokenHash, sess.Account, now, sess.ExpiresAt, ip, userAgent)
+			return err
+		},
+	})
+	if err != nil {
+		return "", Session{}, err
+	}
+	return token, sess, nil
+}
+
+func metaFor(actor, ip string) eventstore.Metadata {
+	return eventstore.Metadata{Actor: actor, SourceIP: ip}
+}
+
+// sessionLifetime is the effective session_lifetime_seconds of the account.
+func (s *Service) sessionLifetime(ctx context.Context, q pgx.Tx, d domain.Domain, a domain.Account) (time.Duration, error) {
+	g, _, err := load[domain.GlobalConfig](ctx, s, q, domain.GlobalConfigStreamID)
+	if err != nil {
+		return 0, err
+	}
+	name, _ := domain.EffectiveCOSName(g, d, a)
+	c, _, err := load[domain.COS](ctx, s, q, domain.COSStreamID(name))
+	if err != nil {
+		return 0, err
+	}
+	var cp *domain.COS
+	if c.Exists() {
+		cp = &c
+	}
+	secs, _ := domain.EffectiveAccount(g, d, cp, a).Values["session_lifetime_seconds"].(int)
+	if secs <= 0 {
+		secs = domain.DefaultSessionLifetimeSeconds
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+func newToken() (token string, hash []byte, id string, err error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", nil, "", err
+	}
+	idRaw := make([]byte, 12)
+	if _, err := rand.Read(idRaw); err != nil {
+		return "", nil, "", err
+	}
+	token = "mpt_" + base64.RawURLEncoding.EncodeToString(raw)
+	return token, hashToken(token), hex.EncodeToString(idRaw), nil
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// lastSeenResolution limits last-seen updates to one write per session per minute.
+const lastSeenResolution = time.Minute
+
+// Authenticate resolves a bearer token. The account's roles and status are read as they are
+// now, so locking an account or closing its domain takes effect at the next request.
+func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	var p Principal
+	var account string
+	var lastSeen time.Time
+	var raw, draw []byte
+	err := s.pool.QueryRow(ctx, `SELECT s.id, s.account, s.last_seen_at, a.state, d.state
+		FROM sessions s
+		JOIN rm_accounts a ON a.address = s.account AND NOT a.deleted
+		JOIN rm_domains d ON d.name = a.domain
+		WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2`,
+		hashToken(token), s.now()).Scan(&p.SessionID, &account, &lastSeen, &raw, &draw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, ErrUnauthenticated
+	}
+	if err != nil {
+		return p, err
+	}
+	var a domain.Account
+	var d domain.Domain
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(draw, &d); err != nil {
+		return p, err
+	}
+	if err := a.AcceptsLogin(d); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	if now := s.now(); now.Sub(lastSeen) > lastSeenResolution {
+		if _, err := s.pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE id = $1`, p.SessionID, now); err != nil {
+			return p, err
+		}
+	}
+	p.Address, p.GlobalAdmin, p.DomainAdmin = a.Address, a.GlobalAdmin, a.DomainAdmin
+	return p, nil
+}
+
+// Sessions lists an account's open sessions, newest first.
+func (s *Service) Sessions(ctx context.Context, addr domain.Address) ([]Session, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, account, created_at, last_seen_at, expires_at, ip, user_agent
+		FROM sessions WHERE account = $1 AND ended_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id`,
+		addr.String(), s.now())
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Session])
+}
+
+// EndSession ends one session: its token stops working at once.
+func (s *Service) EndSession(ctx context.Context, req Request, addr domain.Address, sessionID string) (Outcome, error) {
+	now := s.now()
+	return run(ctx, s, req, step[domain.Account]{
+		stream: accountStream(addr),
+		decide: func(_ context.Context, _ pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
+			if !a.Exists() {
+				return nil, fmt.Errorf("account %s: %w", addr, domain.ErrNotFound)
+			}
+			return a.Decide(domain.EndSession{SessionID: sessionID, By: req.Meta.Actor, At: now})
+		},
+		after: func(ctx context.Context, tx pgx.Tx, _ domain.Account, _ []domain.Event) error {
+			_, err := tx.Exec(ctx, `UPDATE sessions SET ended_at = $3, ended_by = $4 WHERE id = $1 AND account = $2`,
+				sessionID, addr.String(), now, req.Meta.Actor)
+			return err
+		},
+	})
+}
+
+// checkLoginLimits refuses a login while any of its keys is over its limit.
+func (s *Service) checkLoginLimits(ctx context.Context, keys []string) error {
+	rows, err := s.pool.Query(ctx, `SELECT key, failures, window_start FROM login_failures WHERE key = ANY($1)`, keys)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	now := s.now()
+	var wait time.Duration
+	for rows.Next() {
+		var key string
+		var failures int
+		var start time.Time
+		if err := rows.Scan(&key, &failures, &start); err != nil {
+			return err
+		}
+		limit := s.limiter.PerAccount
+		if key[:3] == "ip:" {
+			limit = s.limiter.PerIP
+		}
+		if end := start.Add(s.limiter.Window); failures >= limit && end.After(now) {
+			wait = max(wait, end.Sub(now))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if wait > 0 {
+		return &RateLimitedError{RetryAfter: time.Duration(math.Ceil(wait.Seconds())) * time.Second}
+	}
+	return nil
+}
+
+// recordLoginFailure counts a failure against every key, starting a new window when the old one
+// is over.
+func (s *Service) recordLoginFailure(ctx context.Context, keys []string) error {
+	now := s.now()
+	_, err := s.pool.Exec(ctx, `INSERT INTO login_failures (key, failures, window_start)
+		SELECT k, 1, $2 FROM unnest($1::text[]) AS k
+		ON CONFLICT (key) DO UPDATE SET
+			failures = CASE WHEN login_failures.window_start + $3 < $2 THEN 1 ELSE login_failures.failures + 1 END,
+			window_start = CASE WHEN login_failures.window_start + $3 < $2 THEN $2 ELSE login_failures.window_start END`,
+		keys, now, s.limiter.Window)
+	return err
+}

@@ -1,0 +1,83 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"mailplane/domain"
+	"mailplane/eventstore"
+)
+
+func cosStream(name string) eventstore.Stream {
+	return eventstore.Stream{ID: domain.COSStreamID(name), Type: domain.StreamTypeCOS}
+}
+
+// CreateCOS defines a class of service. It returns the normalised name.
+func (s *Service) CreateCOS(ctx context.Context, req Request, cmd domain.CreateCOS) (string, Outcome, error) {
+	name, err := domain.NormalizeCOSName(cmd.Name)
+	if err != nil {
+		return "", Outcome{}, err
+	}
+	out, err := run(ctx, s, req, step[domain.COS]{
+		stream: cosStream(name),
+		decide: func(_ context.Context, _ pgx.Tx, c domain.COS, _ int) ([]domain.Event, error) {
+			return c.Decide(cmd)
+		},
+	})
+	return name, out, err
+}
+
+// UpdateCOS patches a class of service.
+func (s *Service) UpdateCOS(ctx context.Context, req Request, name string, cmd domain.UpdateCOS) (Outcome, error) {
+	return run(ctx, s, req, step[domain.COS]{
+		stream: cosStream(name),
+		decide: func(_ context.Context, _ pgx.Tx, c domain.COS, _ int) ([]domain.Event, error) {
+			if !c.Exists() {
+				return nil, fmt.Errorf("class of service %q: %w", name, domain.ErrNotFound)
+			}
+			return c.Decide(cmd)
+		},
+	})
+}
+
+// DeleteCOS removes a class of service nobody uses.
+func (s *Service) DeleteCOS(ctx context.Context, req Request, name string) (Outcome, error) {
+	return run(ctx, s, req, step[domain.COS]{
+		stream: cosStream(name),
+		decide: func(ctx context.Context, tx pgx.Tx, c domain.COS, _ int) ([]domain.Event, error) {
+			if !c.Exists() {
+				return nil, fmt.Errorf("class of service %q: %w", name, domain.ErrNotFound)
+			}
+			users, err := s.cosUsers(ctx, tx, name)
+			if err != nil {
+				return nil, err
+			}
+			return c.Decide(domain.DeleteCOS{InUseBy: users})
+		},
+	})
+}
+
+// cosUsers lists what references a COS: accounts that name it, domains whose default it is,
+// and the global default.
+func (s *Service) cosUsers(ctx context.Context, tx pgx.Tx, name string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT address FROM rm_accounts WHERE cos = $1 AND NOT deleted
+		UNION ALL SELECT 'domain:' || name FROM rm_domains WHERE default_cos = $1
+		ORDER BY 1`, name)
+	if err != nil {
+		return nil, err
+	}
+	users, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	g, _, err := load[domain.GlobalConfig](ctx, s, tx, domain.GlobalConfigStreamID)
+	if err != nil {
+		return nil, err
+	}
+	if g.WithDefaults().DefaultCOS == name {
+		users = append(users, "global:default_cos")
+	}
+	return users, nil
+}

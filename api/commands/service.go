@@ -1,0 +1,208 @@
+// Package commands is the write side of the admin API: it loads aggregates from the event
+// store, fills in the context their decisions need, lets domain decide, and appends the events
+// together with the reservations and jobs they cause, in one transaction. HTTP handlers and the
+// CLI's admin commands both call it.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mailplane/domain"
+	"mailplane/eventstore"
+	"mailplane/eventstore/keyring"
+)
+
+// ErrPreconditionFailed means If-Match named a version the object is no longer at.
+var ErrPreconditionFailed = errors.New("commands: the object changed since the version given")
+
+// Service runs admin commands.
+type Service struct {
+	pool    *pgxpool.Pool
+	store   *eventstore.Postgres
+	keys    *keyring.Keyring
+	hasher  *Hasher
+	logger  *slog.Logger
+	now     func() time.Time
+	limiter LoginLimits
+}
+
+// Deps are the service's collaborators.
+type Deps struct {
+	Pool    *pgxpool.Pool
+	Store   *eventstore.Postgres
+	Keyring *keyring.Keyring
+	Hasher  *Hasher
+	Logger  *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// LoginLimits default to DefaultLoginLimits.
+	LoginLimits LoginLimits
+}
+
+// New returns the service.
+func New(d Deps) (*Service, error) {
+	var errs []error
+	if d.Pool == nil || d.Store == nil || d.Keyring == nil || d.Hasher == nil || d.Logger == nil {
+		errs = append(errs, errors.New("commands: pool, store, keyring, hasher and logger are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.LoginLimits == (LoginLimits{}) {
+		d.LoginLimits = DefaultLoginLimits
+	}
+	return &Service{pool: d.Pool, store: d.Store, keys: d.Keyring, hasher: d.Hasher, logger: d.Logger,
+		now: d.Now, limiter: d.LoginLimits}, nil
+}
+
+// Request is what every command carries besides its own fields.
+type Request struct {
+	Meta eventstore.Metadata
+	// IfMatch, when > 0, is the version the caller last saw; the command fails with
+	// ErrPreconditionFailed if the object has moved on. Without it, a concurrent change makes
+	// the command start over on the new state.
+	IfMatch int
+}
+
+// Outcome says what a command did.
+type Outcome struct {
+	// Version is the object's stream version afterwards.
+	Version int
+	// Position is where the last appended event sits; zero when nothing was appended.
+	Position eventstore.Position
+	// Replayed is true when an idempotency key had been used: nothing new happened.
+	Replayed bool
+	// Record is the idempotency record of a replayed request.
+	Record eventstore.IdempotencyRecord
+}
+
+// Appended reports whether the command wrote events.
+func (o Outcome) Appended() bool { return o.Position != (eventstore.Position{}) }
+
+// maxAttempts bounds how often a command starts over after a concurrent change.
+const maxAttempts = 20
+
+// evolvable is an aggregate state.
+type evolvable[S any] interface {
+	Evolve(domain.Event) S
+}
+
+// step is one command's work inside its transaction: decide from the loaded state (and
+// whatever else it reads through tx), then, after the append, write what must go with it.
+type step[S any] struct {
+	stream eventstore.Stream
+	decide func(ctx context.Context, tx pgx.Tx, state S, version int) ([]domain.Event, error)
+	// after runs once the events are appended (reservations, jobs); may be nil.
+	after func(ctx context.Context, tx pgx.Tx, state S, events []domain.Event) error
+}
+
+// run executes a step, starting over on a concurrent change unless the caller pinned a version.
+func run[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S]) (Outcome, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := try(ctx, s, req, st)
+		if errors.Is(err, eventstore.ErrConcurrency) && req.IfMatch == 0 && attempt < maxAttempts {
+			continue
+		}
+		if errors.Is(err, eventstore.ErrConcurrency) && req.IfMatch > 0 {
+			return out, fmt.Errorf("%w: %w", ErrPreconditionFailed, err)
+		}
+		return out, err
+	}
+}
+
+func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S]) (Outcome, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	if req.Meta.IdempotencyKey != "" {
+		rec, found, err := s.store.LookupIdempotency(ctx, tx, req.Meta.Actor, req.Meta.IdempotencyKey)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if found {
+			if req.Meta.RequestHash != nil && string(rec.RequestHash) != string(req.Meta.RequestHash) {
+				return Outcome{}, eventstore.ErrIdempotencyMismatch
+			}
+			return Outcome{Version: rec.Result.LastVersion, Position: rec.Result.GlobalPosition(), Replayed: true, Record: rec}, nil
+		}
+	}
+
+	// Reads first: the append below must be the transaction's first write (DESIGN.md §2).
+	state, version, err := load[S](ctx, s, tx, st.stream.ID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if req.IfMatch > 0 && req.IfMatch != version {
+		return Outcome{}, fmt.Errorf("%w: at version %d, not %d", ErrPreconditionFailed, version, req.IfMatch)
+	}
+	events, err := st.decide(ctx, tx, state, version)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if len(events) == 0 {
+		return Outcome{Version: version}, nil
+	}
+	evs := make([]eventstore.Event, len(events))
+	for i, e := range events {
+		evs[i] = e
+	}
+	res, err := s.store.AppendTx(ctx, tx, st.stream, eventstore.Exact(version), req.Meta, evs...)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if st.after != nil {
+		for _, e := range events {
+			state = state.Evolve(e)
+		}
+		if err := st.after(ctx, tx, state, events); err != nil {
+			return Outcome{}, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Outcome{}, mapCommitError(err)
+	}
+	return Outcome{Version: res.LastVersion, Position: res.GlobalPosition(), Replayed: res.Replayed}, nil
+}
+
+func mapCommitError(err error) error {
+	return fmt.Errorf("commands: commit: %w", err)
+}
+
+// load folds a stream into its state.
+func load[S evolvable[S]](ctx context.Context, s *Service, q eventstore.DBTX, streamID string) (S, int, error) {
+	var state S
+	events, err := s.store.LoadTx(ctx, q, streamID, eventstore.LoadOptions{})
+	if err != nil {
+		return state, 0, err
+	}
+	for _, e := range events {
+		ev, err := s.store.Registry().Decode(e)
+		if err != nil {
+			return state, 0, err
+		}
+		de, ok := ev.(domain.Event)
+		if !ok {
+			return state, 0, fmt.Errorf("commands: %s is not a domain event", e.Type)
+		}
+		state = state.Evolve(de)
+	}
+	return state, len(events), nil
+}
+
+// Load returns an aggregate's current state and version straight from its stream.
+func Load[S evolvable[S]](ctx context.Context, s *Service, streamID string) (S, int, error) {
+	return load[S](ctx, s, s.pool, streamID)
+}

@@ -1,0 +1,65 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"mailplane/api/commands"
+	"mailplane/domain"
+	"mailplane/eventstore"
+)
+
+// mapError is the single mapping from errors of the layers below to HTTP problems.
+func (s *Server) mapError(err error) *Error {
+	var (
+		ve      domain.ValidationError
+		inUse   domain.InUseError
+		inUseP  *domain.InUseError
+		taken   *commands.AddressTakenError
+		limited *commands.RateLimitedError
+	)
+	switch {
+	case errors.As(err, &ve):
+		e := &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "the request has invalid fields"}
+		for _, f := range ve.Errors {
+			e.Fields = append(e.Fields, FieldError{Field: f.Field, Message: f.Message})
+		}
+		return e
+	case errors.As(err, &limited):
+		return &Error{Status: http.StatusTooManyRequests, Type: "rate-limited", Detail: limited.Error(),
+			RetryAfter: int(limited.RetryAfter.Seconds()), Extra: map[string]any{"retry_after": int(limited.RetryAfter.Seconds())}}
+	case errors.As(err, &inUse):
+		return &Error{Status: http.StatusConflict, Type: "in-use", Detail: err.Error(), Extra: map[string]any{"users": inUse.Users}}
+	case errors.As(err, &inUseP):
+		return &Error{Status: http.StatusConflict, Type: "in-use", Detail: err.Error(), Extra: map[string]any{"users": inUseP.Users}}
+	case errors.As(err, &taken):
+		return &Error{Status: http.StatusConflict, Type: "address-taken", Detail: err.Error()}
+	case errors.Is(err, commands.ErrPreconditionFailed):
+		return &Error{Status: http.StatusPreconditionFailed, Type: "precondition-failed", Detail: err.Error()}
+	case errors.Is(err, domain.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Type: "not-found", Detail: err.Error()}
+	case errors.Is(err, domain.ErrAlreadyExists):
+		return &Error{Status: http.StatusConflict, Type: "already-exists", Detail: err.Error()}
+	case errors.Is(err, domain.ErrLimitReached):
+		return &Error{Status: http.StatusConflict, Type: "limit-reached", Detail: err.Error()}
+	case errors.Is(err, domain.ErrDomainUnavailable):
+		return &Error{Status: http.StatusConflict, Type: "domain-unavailable", Detail: err.Error()}
+	case errors.Is(err, domain.ErrConflict):
+		return &Error{Status: http.StatusConflict, Type: "conflict", Detail: err.Error()}
+	case errors.Is(err, domain.ErrLoginRefused):
+		return &Error{Status: http.StatusForbidden, Type: "login-refused", Detail: err.Error()}
+	case errors.Is(err, commands.ErrInvalidCredentials):
+		return &Error{Status: http.StatusUnauthorized, Type: "invalid-credentials", Detail: err.Error()}
+	case errors.Is(err, commands.ErrUnauthenticated):
+		return &Error{Status: http.StatusUnauthorized, Type: "unauthenticated", Detail: err.Error()}
+	case errors.Is(err, eventstore.ErrIdempotencyMismatch):
+		return &Error{Status: http.StatusUnprocessableEntity, Type: "idempotency-key-reused",
+			Detail: "this Idempotency-Key was already used for a different request"}
+	case errors.Is(err, eventstore.ErrConcurrency):
+		return &Error{Status: http.StatusConflict, Type: "conflict", Detail: "the object kept changing concurrently; try again", Internal: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: http.StatusServiceUnavailable, Type: "timeout", Detail: "the request took too long", RetryAfter: 1, Internal: err}
+	}
+	return &Error{Status: http.StatusInternalServerError, Type: "internal", Internal: err}
+}

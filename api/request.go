@@ -1,0 +1,226 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"mailplane/api/commands"
+	"mailplane/eventstore"
+	"mailplane/projections/postgres"
+)
+
+// readBody reads the whole (size-limited) body.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body-too-large", "request bodies are limited to %d bytes", tooBig.Limit)
+	}
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "bad-body", "cannot read the request body: %v", err)
+	}
+	return b, nil
+}
+
+// decodeJSON reads a JSON object into v, refusing unknown fields and trailing data.
+func decodeJSON(r *http.Request, v any) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeBytes(b, v)
+}
+
+func decodeBytes(b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errorf(http.StatusBadRequest, "bad-json", "a JSON object is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return errorf(http.StatusBadRequest, "bad-json", "malformed JSON at offset %d: %v", syn.Offset, err)
+		case errors.As(err, &typ):
+			return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "a field has the wrong type",
+				Fields: []FieldError{{Field: typ.Field, Message: fmt.Sprintf("must be %s", typ.Type)}}}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return &Error{Status: http.StatusBadRequest, Type: "unknown-field", Detail: "unknown field " + field,
+				Fields: []FieldError{{Field: field, Message: "unknown field"}}}
+		}
+		return errorf(http.StatusBadRequest, "bad-json", "%v", err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "bad-json", "one JSON value is expected, found more")
+	}
+	return nil
+}
+
+// writeJSON answers with a JSON body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// etag is an object's ETag: its stream version.
+func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
+
+// ifMatch reads If-Match: 0 when absent (or "*").
+func ifMatch(r *http.Request) (int, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	v, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(h, "W/"), `"`))
+	if err != nil || v <= 0 {
+		return 0, errorf(http.StatusBadRequest, "bad-if-match", "If-Match must be an ETag this API returned, like \"3\"")
+	}
+	return v, nil
+}
+
+// commandRequest builds what a command carries from the HTTP request. body is the raw request
+// body, which fingerprints an idempotent request.
+func commandRequest(r *http.Request, body []byte) (commands.Request, error) {
+	v, err := ifMatch(r)
+	if err != nil {
+		return commands.Request{}, err
+	}
+	meta := eventstore.Metadata{
+		Actor:         principal(r).Address.String(),
+		RequestID:     requestID(r),
+		CorrelationID: r.Header.Get("X-Correlation-Id"),
+		SourceIP:      sourceIP(r),
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" && r.Method == http.MethodPost {
+		if len(key) > 255 {
+			return commands.Request{}, errorf(http.StatusBadRequest, "bad-idempotency-key", "Idempotency-Key is limited to 255 characters")
+		}
+		h := sha256.New()
+		fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.Path)
+		h.Write(body)
+		meta.IdempotencyKey, meta.RequestHash = key, h.Sum(nil)
+	}
+	return commands.Request{Meta: meta, IfMatch: v}, nil
+}
+
+// respond finishes a write: it replays the first response of a repeated idempotent request;
+// otherwise it waits until the read models show the write (read-your-writes), renders the
+// object, answers, and remembers the answer for the idempotency key.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, req commands.Request, out commands.Outcome,
+	status int, render func() (any, int, error)) error {
+	if out.Replayed && out.Record.ResponseStatus != 0 {
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(out.Record.ResponseStatus)
+		_, _ = w.Write(out.Record.ResponseBody)
+		return nil
+	}
+	if err := s.waitFor(r, out); err != nil {
+		return err
+	}
+	var body []byte
+	if render != nil {
+		v, version, err := render()
+		if err != nil {
+			return err
+		}
+		if body, err = json.Marshal(v); err != nil {
+			return err
+		}
+		body = append(body, '\n')
+		if version > 0 {
+			w.Header().Set("ETag", etag(version))
+		}
+	}
+	if req.Meta.IdempotencyKey != "" && out.Appended() && !out.Replayed {
+		if err := s.Store.SaveIdempotentResponse(r.Context(), req.Meta.Actor, req.Meta.IdempotencyKey, status, body); err != nil {
+			s.Logger.Warn("idempotent response not saved", "err", err)
+		}
+	}
+	if out.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if body == nil {
+		w.WriteHeader(status)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// waitFor waits, within a bound, until the read models have caught up with what out appended.
+func (s *Server) waitFor(r *http.Request, out commands.Outcome) error {
+	if !out.Appended() || s.Waiter == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesTimeout)
+	defer cancel()
+	if err := s.Waiter.Wait(ctx, out.Position); err != nil {
+		// The write is safe; only the read behind it is late. Say so rather than show stale data.
+		return &Error{Status: http.StatusServiceUnavailable, Type: "read-model-behind", RetryAfter: 1,
+			Detail: "the change was saved, but the read models have not caught up yet; read it again shortly", Internal: err}
+	}
+	return nil
+}
+
+// page reads ?q, ?status, ?limit and ?cursor.
+func page(r *http.Request) (postgres.ListQuery, error) {
+	q := postgres.ListQuery{Q: r.URL.Query().Get("q"), Status: r.URL.Query().Get("status"), Limit: 50}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return q, &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad limit",
+				Fields: []FieldError{{Field: "limit", Message: "must be an integer from 1 to 500"}}}
+		}
+		q.Limit = n
+	}
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || len(b) == 0 {
+			return q, &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad cursor",
+				Fields: []FieldError{{Field: "cursor", Message: "is not a cursor this API returned"}}}
+		}
+		q.After = string(b)
+	}
+	if len(q.Q) > 256 {
+		return q, &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "filter too long",
+			Fields: []FieldError{{Field: "q", Message: "must be at most 256 characters"}}}
+	}
+	return q, nil
+}
+
+// listPage is a page of a list.
+type listPage struct {
+	Items      any     `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// pageOf trims a result fetched with limit+1 rows and sets the cursor from the last key.
+func pageOf[T any, V any](rows []T, limit int, key func(T) string, render func(T) V) listPage {
+	items := make([]V, 0, min(len(rows), limit))
+	var next *string
+	for i, row := range rows {
+		if i == limit {
+			c := base64.RawURLEncoding.EncodeToString([]byte(key(rows[i-1])))
+			next = &c
+			break
+		}
+		items = append(items, render(row))
+	}
+	return listPage{Items: items, NextCursor: next}
+}

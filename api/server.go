@@ -1,0 +1,95 @@
+// Package api is mailplane's admin HTTP API (../shared/API.md): routing, request validation,
+// authentication, problem+json errors and the OpenAPI document. Writes go through
+// api/commands; reads come from the Postgres read models (projections/postgres).
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"mailplane/api/commands"
+	"mailplane/eventstore"
+	"mailplane/projections"
+	"mailplane/projections/postgres"
+)
+
+// Config tunes the server.
+type Config struct {
+	// RequestTimeout bounds every request (default 30s).
+	RequestTimeout time.Duration
+	// ReadYourWritesTimeout bounds the wait for projections after a write (default 5s).
+	ReadYourWritesTimeout time.Duration
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
+	MaxBodyBytes int64
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Logger    *slog.Logger
+	Readiness Readiness
+	Metrics   *prometheus.Registry
+	Commands  *commands.Service
+	Reads     *postgres.ReadModel
+	Store     *eventstore.Postgres
+	// Waiter waits for the read models a response is built from.
+	Waiter *projections.Waiter
+}
+
+// Server serves the API.
+type Server struct {
+	Deps
+	cfg    Config
+	router *mux.Router
+}
+
+// NewServer builds the routes.
+func NewServer(deps Deps, cfg Config) *Server {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.ReadYourWritesTimeout <= 0 {
+		cfg.ReadYourWritesTimeout = 5 * time.Second
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	s := &Server{Deps: deps, cfg: cfg}
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, errorf(http.StatusNotFound, "not-found", "no such endpoint: %s", r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, errorf(http.StatusMethodNotAllowed, "method-not-allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	r.Use(s.recoverer, s.limits)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	if deps.Metrics != nil {
+		r.Handle("/metrics", promhttp.HandlerFor(deps.Metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	}
+
+	v1 := r.PathPrefix("/api/v1").Subrouter()
+	v1.HandleFunc("/openapi.json", s.openapi).Methods(http.MethodGet)
+	v1.Handle("/auth/login", s.handle(s.login)).Methods(http.MethodPost)
+
+	authed := v1.NewRoute().Subrouter()
+	authed.Use(s.authenticate)
+	s.routeConfig(authed)
+	s.routeCOS(authed)
+	s.routeDomains(authed)
+	s.routeAccounts(authed)
+	s.routeSessions(authed)
+	s.router = r
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Router exposes the routes (the OpenAPI test walks them).
+func (s *Server) Router() *mux.Router { return s.router }

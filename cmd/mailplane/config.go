@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+)
+
+// config is everything mailplane reads from its environment (DESIGN.md §7). It is read here,
+// in main, and handed to the packages through their constructors.
+type config struct {
+	DatabaseURL    string
+	HTTPAddr       string
+	LDAPURL        string
+	LDAPBindDN     string
+	LDAPPassword   string
+	LDAPBaseDN     string
+	SMTPAddr       string
+	MailFrom       string
+	ACMEDirectory  string
+	ACMEEmail      string
+	ACMECAFile     string
+	MasterKeyFile  string
+	LogFormat      string
+	APIURL         string
+	ClientTokenDir string
+}
+
+func configFromEnv() config {
+	get := func(k, def string) string {
+		if v, ok := os.LookupEnv(k); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	home, _ := os.UserConfigDir()
+	return config{
+		DatabaseURL:    get("DATABASE_URL", "postgres://localhost:5432/mailplane"),
+		HTTPAddr:       get("MAILPLANE_HTTP_ADDR", "127.0.0.1:8080"),
+		LDAPURL:        get("MAILPLANE_LDAP_URL", ""),
+		LDAPBindDN:     get("MAILPLANE_LDAP_BIND_DN", ""),
+		LDAPPassword:   get("MAILPLANE_LDAP_PASSWORD", ""),
+		LDAPBaseDN:     get("MAILPLANE_LDAP_BASE_DN", "dc=mailplane,dc=test"),
+		SMTPAddr:       get("MAILPLANE_SMTP_ADDR", "127.0.0.1:2525"),
+		MailFrom:       get("MAILPLANE_MAIL_FROM", "mailplane@mailplane.test"),
+		ACMEDirectory:  get("MAILPLANE_ACME_DIRECTORY", ""),
+		ACMEEmail:      get("MAILPLANE_ACME_EMAIL", ""),
+		ACMECAFile:     get("MAILPLANE_ACME_CA_FILE", ""),
+		MasterKeyFile:  get("MAILPLANE_MASTER_KEY_FILE", ".dev/master.key"),
+		LogFormat:      get("MAILPLANE_LOG_FORMAT", "text"),
+		APIURL:         get("MAILPLANE_API_URL", ""),
+		ClientTokenDir: get("MAILPLANE_CONFIG_DIR", home+"/mailplane"),
+	}
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	default:
+		return nil, fmt.Errorf("MAILPLANE_LOG_FORMAT must be text or json, not %q", format)
+	}
+}

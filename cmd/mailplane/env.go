@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mailplane/api/commands"
+	"mailplane/domain"
+	"mailplane/eventstore"
+	"mailplane/eventstore/keyring"
+)
+
+// env is what every command gets: the configuration, a logger and the output streams.
+type env struct {
+	cfg    config
+	logger *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// pool opens the database pool. Projections, River and the API share it, so it is sized above
+// pgxpool's default of four.
+func (e *env) pool(ctx context.Context) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(e.cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if pc.MaxConns < 32 {
+		pc.MaxConns = 32
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database %s: %w", pc.ConnConfig.Host, err)
+	}
+	return pool, nil
+}
+
+// registry knows every domain event and how to upcast old versions.
+func registry() (*eventstore.Registry, error) {
+	events := domain.Events()
+	evs := make([]eventstore.Event, len(events))
+	for i, e := range events {
+		evs[i] = e
+	}
+	var ups []eventstore.Upcaster
+	for _, u := range domain.Upcasters() {
+		ups = append(ups, eventstore.Upcaster{EventType: u.EventType, From: u.FromVersion, Up: u.Upcast})
+	}
+	return eventstore.NewRegistry(evs, ups)
+}
+
+// service assembles the command service: the event store, the keyring with the master key, and
+// the password hasher.
+func (e *env) service(pool *pgxpool.Pool, reg *eventstore.Registry) (*commands.Service, *eventstore.Postgres, error) {
+	master, err := keyring.LoadMasterKey(e.cfg.MasterKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MAILPLANE_MASTER_KEY_FILE: %w", err)
+	}
+	keys, err := keyring.New(pool, master)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := eventstore.NewPostgres(pool, reg)
+	svc, err := commands.New(commands.Deps{
+		Pool: pool, Store: store, Keyring: keys, Logger: e.logger,
+		Hasher: commands.NewHasher(commands.DefaultArgon2, 0),
+	})
+	return svc, store, err
+}

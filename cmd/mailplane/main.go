@@ -1,0 +1,70 @@
+// Command mailplane is the one binary: the server (serve), its operations (migrate, verify) and
+// an admin client for the HTTP API.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: mailplane <command> [flags]
+
+server and operations:
+  serve      run the API, the projections and the workers
+  migrate    apply database migrations
+  verify     check every event stream's hash chain (exit 1 on tampering)
+  admin bootstrap --email E --password P   create the first global admin
+
+run 'mailplane <command> -h' for a command's flags
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cfg := configFromEnv()
+	logger, err := newLogger(cfg.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	env := &env{cfg: cfg, logger: logger, stdout: stdout, stderr: stderr}
+	cmd, rest := args[0], args[1:]
+	handler, ok := subcommands[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "mailplane: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err := handler(ctx, env, rest); err != nil {
+		if code, ok := err.(exitCode); ok {
+			return int(code)
+		}
+		fmt.Fprintf(stderr, "mailplane %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+// exitCode ends a command with that code without printing anything more.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit %d", int(c)) }
+
+var subcommands = map[string]func(ctx context.Context, e *env, args []string) error{
+	"serve":   serve,
+	"migrate": migrate,
+	"verify":  verify,
+	"admin":   admin,
+}

@@ -1,0 +1,26 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"mailplane/migrations"
+)
+
+func migrate(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	pool, err := e.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Up(ctx, pool, e.logger); err != nil {
+		return err
+	}
+	e.logger.Info("migrations applied")
+	return nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"mailplane/api"
+	"mailplane/migrations"
+	"mailplane/projections"
+	"mailplane/projections/postgres"
+	"mailplane/workers"
+)
+
+// maxProjectionLag is how many events a projection may be behind before /readyz says no.
+const maxProjectionLag = 10_000
+
+func serve(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	noAPI := fs.Bool("no-api", false, "do not serve the HTTP API")
+	noWorkers := fs.Bool("no-workers", false, "do not work River jobs")
+	noProjections := fs.Bool("no-projections", false, "do not run projections")
+	noMigrate := fs.Bool("no-migrate", false, "do not apply migrations at start")
+	addr := fs.String("addr", e.cfg.HTTPAddr, "listen address of the API")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+
+	pool, err := e.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if !*noMigrate {
+		if err := migrations.Up(ctx, pool, e.logger); err != nil {
+			return err
+		}
+	}
+	reg, err := registry()
+	if err != nil {
+		return err
+	}
+
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	svc, store, err := e.service(pool, reg)
+	if err != nil {
+		return err
+	}
+	admin := postgres.NewAdmin(reg)
+	runner, err := projections.NewRunner(pool, reg, e.logger, projections.Config{}, admin)
+	if err != nil {
+		return err
+	}
+	if err := metrics.Register(runner); err != nil {
+		return err
+	}
+
+	river, err := workers.NewClient(pool, e.logger, workers.Config{
+		Mailer: workers.MailerConfig{Addr: e.cfg.SMTPAddr, From: e.cfg.MailFrom},
+	}, !*noWorkers)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+
+	if !*noProjections {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- runner.Run(ctx)
+		}()
+	}
+	if !*noWorkers {
+		if err := river.Start(ctx); err != nil {
+			return fmt.Errorf("workers: %w", err)
+		}
+		defer func() {
+			stopCtx, c := context.WithTimeout(context.Background(), 30*time.Second)
+			defer c()
+			_ = river.Stop(stopCtx)
+		}()
+	}
+	if !*noAPI {
+		srv := api.NewServer(api.Deps{
+			Logger:    e.logger,
+			Metrics:   metrics,
+			Readiness: readiness(pool, runner.Names()),
+			Commands:  svc,
+			Reads:     postgres.NewReadModel(pool),
+			Store:     store,
+			Waiter:    projections.NewWaiter(pool, 0, admin.Name()),
+		}, api.Config{})
+		httpSrv := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return err
+		}
+		e.logger.Info("serving the API", "url", "http://"+ln.Addr().String()+"/api/v1")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		go func() {
+			<-ctx.Done()
+			shutdownCtx, c := context.WithTimeout(context.Background(), 15*time.Second)
+			defer c()
+			_ = httpSrv.Shutdown(shutdownCtx)
+		}()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	wg.Wait()
+	e.logger.Info("stopped")
+	return err
+}
+
+// readiness checks what /readyz reports.
+func readiness(pool *pgxpool.Pool, names []string) api.Readiness {
+	return func(ctx context.Context) (map[string]string, error) {
+		checks := map[string]string{}
+		if err := pool.Ping(ctx); err != nil {
+			checks["postgres"] = err.Error()
+			return checks, errors.New("postgres unreachable")
+		}
+		checks["postgres"] = "ok"
+		pending, err := migrations.Pending(ctx, pool)
+		switch {
+		case err != nil:
+			checks["migrations"] = err.Error()
+			return checks, errors.New("cannot read migrations")
+		case pending:
+			checks["migrations"] = "pending"
+			return checks, errors.New("migrations pending")
+		}
+		checks["migrations"] = "ok"
+		var behind []string
+		for _, n := range names {
+			lag, err := projections.Lag(ctx, pool, n, maxProjectionLag)
+			switch {
+			case err != nil:
+				checks["projection "+n] = err.Error()
+				behind = append(behind, n)
+			case lag >= maxProjectionLag:
+				checks["projection "+n] = fmt.Sprintf("%d+ events behind", lag)
+				behind = append(behind, n)
+			default:
+				checks["projection "+n] = fmt.Sprintf("%d events behind", lag)
+			}
+		}
+		if len(behind) > 0 {
+			return checks, fmt.Errorf("projections behind: %v", behind)
+		}
+		return checks, nil
+	}
+}

@@ -1,0 +1,177 @@
+// Package postgres holds the projections whose read models are PostgreSQL tables, and the
+// queries that read them.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"mailplane/domain"
+	"mailplane/eventstore"
+)
+
+// AdminName is the admin projection's stable name (its checkpoint identity).
+const AdminName = "postgres.admin"
+
+// Admin projects the global configuration, COS, domains, accounts and aliases into the rm_*
+// tables. Each row keeps the aggregate's state at the version it has seen: an event at or below
+// that version is a redelivery and changes nothing; one further ahead means a gap and fails.
+type Admin struct {
+	registry *eventstore.Registry
+}
+
+// NewAdmin returns the admin projection.
+func NewAdmin(registry *eventstore.Registry) *Admin { return &Admin{registry: registry} }
+
+// Name implements projections.Projection.
+func (*Admin) Name() string { return AdminName }
+
+// Handle implements projections.Projection.
+func (a *Admin) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error {
+	decoded, err := a.registry.Decode(e)
+	if errors.Is(err, eventstore.ErrUnknownEvent) {
+		return nil // an event this projection has no use for
+	}
+	if err != nil {
+		return err
+	}
+	ev, ok := decoded.(domain.Event)
+	if !ok {
+		return fmt.Errorf("admin projection: %s is not a domain event", e.Type)
+	}
+	switch e.StreamType {
+	case domain.StreamTypeConfig:
+		return projectConfig(ctx, tx, e, ev)
+	case domain.StreamTypeCOS:
+		return projectCOS(ctx, tx, e, ev)
+	case domain.StreamTypeDomain:
+		return projectDomain(ctx, tx, e, ev)
+	case domain.StreamTypeAccount:
+		return projectAccount(ctx, tx, e, ev)
+	}
+	return nil
+}
+
+// evolvable is an aggregate state.
+type evolvable[S any] interface {
+	Evolve(domain.Event) S
+}
+
+// next loads the row's state (query must select version, state), checks that e is the next
+// event for it, and returns the evolved state. skip is true for a redelivered event.
+func next[S evolvable[S]](ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event, query string, key any) (state S, skip bool, err error) {
+	version := 0
+	if e.Version > 1 {
+		var raw []byte
+		err := tx.QueryRow(ctx, query, key).Scan(&version, &raw)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return state, false, err
+		}
+		if err == nil {
+			if err := json.Unmarshal(raw, &state); err != nil {
+				return state, false, fmt.Errorf("admin projection: state of %s: %w", e.StreamID, err)
+			}
+		}
+	}
+	switch {
+	case e.Version <= version:
+		return state, true, nil
+	case e.Version != version+1:
+		return state, false, fmt.Errorf("admin projection: %s is at version %d, got event version %d", e.StreamID, version, e.Version)
+	}
+	return state.Evolve(ev), false, nil
+}
+
+func projectConfig(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event) error {
+	g, skip, err := next[domain.GlobalConfig](ctx, tx, e, ev, `SELECT version, state FROM rm_config WHERE id = $1`, 1)
+	if err != nil || skip {
+		return err
+	}
+	state, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rm_config (id, version, state) VALUES (1, $1, $2)
+		ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = excluded.state
+		WHERE rm_config.version < excluded.version`, e.Version, state)
+	return err
+}
+
+func projectCOS(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event) error {
+	name := strings.TrimPrefix(e.StreamID, domain.COSStreamID(""))
+	c, skip, err := next[domain.COS](ctx, tx, e, ev, `SELECT version, state FROM rm_cos WHERE name = $1`, name)
+	if err != nil || skip {
+		return err
+	}
+	state, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rm_cos (name, version, deleted, state, updated_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (name) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
+			state = excluded.state, updated_at = excluded.updated_at
+		WHERE rm_cos.version < excluded.version`, name, e.Version, !c.Exists(), state, e.RecordedAt)
+	return err
+}
+
+func projectDomain(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event) error {
+	name := strings.TrimPrefix(e.StreamID, domain.DomainStreamID(""))
+	d, skip, err := next[domain.Domain](ctx, tx, e, ev, `SELECT version, state FROM rm_domains WHERE name = $1`, name)
+	if err != nil || skip {
+		return err
+	}
+	state, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rm_domains (name, unicode_name, description, status, default_cos, version, state, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+		ON CONFLICT (name) DO UPDATE SET unicode_name = excluded.unicode_name, description = excluded.description,
+			status = excluded.status, default_cos = excluded.default_cos, version = excluded.version,
+			state = excluded.state, updated_at = excluded.updated_at
+		WHERE rm_domains.version < excluded.version`,
+		name, d.UnicodeName, d.Description, d.Status, d.DefaultCOS, e.Version, state, e.RecordedAt)
+	return err
+}
+
+func projectAccount(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event) error {
+	address := strings.TrimPrefix(e.StreamID, "account-") // see domain.AccountStreamID
+	a, skip, err := next[domain.Account](ctx, tx, e, ev, `SELECT version, state FROM rm_accounts WHERE address = $1`, address)
+	if err != nil || skip {
+		return err
+	}
+	state, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	createdAt := a.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = e.RecordedAt
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rm_accounts (address, domain, display_name, status, cos, version, deleted, state, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (address) DO UPDATE SET display_name = excluded.display_name, status = excluded.status,
+			cos = excluded.cos, version = excluded.version, deleted = excluded.deleted, state = excluded.state,
+			created_at = excluded.created_at, updated_at = excluded.updated_at
+		WHERE rm_accounts.version < excluded.version`,
+		address, e.Domain, a.DisplayName, a.Status, a.COS, e.Version, !a.Exists(), state, createdAt, e.RecordedAt)
+	if err != nil {
+		return err
+	}
+	switch x := ev.(type) {
+	case domain.AliasAdded:
+		_, err = tx.Exec(ctx, `INSERT INTO rm_aliases (alias, target, kind, domain) VALUES ($1, $2, 'account', $3)
+			ON CONFLICT (alias) DO UPDATE SET target = excluded.target, kind = excluded.kind, domain = excluded.domain`,
+			x.Alias.String(), address, x.Alias.Domain)
+	case domain.AliasRemoved:
+		_, err = tx.Exec(ctx, `DELETE FROM rm_aliases WHERE alias = $1 AND target = $2`, x.Alias.String(), address)
+	case domain.AccountDeleted:
+		_, err = tx.Exec(ctx, `DELETE FROM rm_aliases WHERE target = $1`, address)
+	}
+	return err
+}
