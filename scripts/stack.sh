@@ -116,7 +116,7 @@ ensure_tools() {
 	ensure_cmds openssl:openssl curl:curl ss:iproute2 setsid:util-linux flock:util-linux \
 		psql:postgresql-client pg_isready:postgresql-client \
 		slapd:slapd slaptest:slapd slappasswd:slapd slapindex:slapd \
-		ldapsearch:ldap-utils ldapadd:ldap-utils \
+		ldapsearch:ldap-utils ldapadd:ldap-utils ldapwhoami:ldap-utils \
 		pebble:pebble pebble-challtestsrv:pebble
 	command -v go >/dev/null 2>&1 || die "go is not on PATH (expected /usr/local/go/bin/go)"
 }
@@ -404,8 +404,11 @@ ldap_answers() {
 	ldapsearch -x -H "$1" -o nettimeout=2 -LLL -s base -b '' dn >/dev/null 2>&1
 }
 
+# ldap_running: our slapd answers, and takes the admin password on file (a
+# slapd started with another password is restarted with this one).
 ldap_running() {
-	[[ -n $(port_get ldap) ]] && pid_alive "$LDAP_DIR/slapd.pid" "$LDAP_DIR/slapd.conf" && ldap_answers "$(ldap_url)"
+	[[ -n $(port_get ldap) ]] && pid_alive "$LDAP_DIR/slapd.pid" "$LDAP_DIR/slapd.conf" && ldap_answers "$(ldap_url)" &&
+		ldapwhoami -x -H "$(ldap_url)" -o nettimeout=2 -D "$LDAP_ROOTDN" -y "$LDAP_DIR/admin-password" >/dev/null 2>&1
 }
 
 ldap_render_conf() {
@@ -696,9 +699,8 @@ lock() {
 }
 
 cmd_up() {
-	mkdir -p "$DEV" "$LOG"
-	ensure_tools
 	lock
+	ensure_tools
 	pg_up
 	ldap_up
 	pebble_up
