@@ -604,7 +604,7 @@ sink_up() {
 	fi
 	stop_pid smtpsink "$SINK_DIR/smtpsink.pid" "$DEV/bin/smtpsink" >/dev/null
 	rotate_log smtpsink
-	(cd "$ROOT" && go build -o "$DEV/bin/smtpsink" ./cmd/smtpsink) >>"$LOG/smtpsink.log" 2>&1 ||
+	(cd "$ROOT" && go build -buildvcs=false -o "$DEV/bin/smtpsink" ./cmd/smtpsink) >>"$LOG/smtpsink.log" 2>&1 ||
 		fail_log smtpsink "go build ./cmd/smtpsink failed"
 	pick_port smtpsink 12525
 	smtp=$REPLY
