@@ -31,8 +31,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if len(fields) > 0 {
 		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "email and password are required", Fields: fields}
 	}
-	token, sess, err := s.Commands.Login(r.Context(), in.Email, in.Password, sourceIP(r), r.UserAgent())
+	token, sess, out, err := s.Commands.Login(r.Context(), in.Email, in.Password, sourceIP(r), r.UserAgent())
 	if err != nil {
+		return err
+	}
+	if err := s.waitFor(r, out); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")

@@ -66,28 +66,29 @@ type Principal struct {
 }
 
 // Login checks credentials and opens a session. It returns the token, which is shown once and
-// stored only as a hash.
-func (s *Service) Login(ctx context.Context, email, password, ip, userAgent string) (string, Session, error) {
+// stored only as a hash, and where the session's event landed (tokens are checked against the
+// read models, so the caller waits for them before handing the token out).
+func (s *Service) Login(ctx context.Context, email, password, ip, userAgent string) (string, Session, Outcome, error) {
 	keys := []string{"ip:" + ip}
 	addr, perr := domain.ParseAddress(email)
 	if perr == nil {
 		keys = append(keys, "account:"+addr.String())
 	}
 	if err := s.checkLoginLimits(ctx, keys); err != nil {
-		return "", Session{}, err
+		return "", Session{}, Outcome{}, err
 	}
-	fail := func() (string, Session, error) {
+	fail := func() (string, Session, Outcome, error) {
 		if err := s.recordLoginFailure(ctx, keys); err != nil {
-			return "", Session{}, err
+			return "", Session{}, Outcome{}, err
 		}
-		return "", Session{}, ErrInvalidCredentials
+		return "", Session{}, Outcome{}, ErrInvalidCredentials
 	}
 	if perr != nil {
 		return fail()
 	}
 	a, _, err := load[domain.Account](ctx, s, s.pool, domain.AccountStreamID(addr))
 	if err != nil {
-		return "", Session{}, err
+		return "", Session{}, Outcome{}, err
 	}
 	if !a.Exists() || !a.HasPassword {
 		// Spend the time a real check would, so that timing does not reveal who exists.
@@ -99,17 +100,17 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 		return fail()
 	}
 	if err != nil {
-		return "", Session{}, err
+		return "", Session{}, Outcome{}, err
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, string(stored), password)
 	if err != nil {
-		return "", Session{}, err
+		return "", Session{}, Outcome{}, err
 	}
 	if !ok {
 		return fail()
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE key = $1`, "account:"+addr.String()); err != nil {
-		return "", Session{}, err
+		return "", Session{}, Outcome{}, err
 	}
 
 	// A hash from a migration (or older parameters) is replaced on the first good login.
@@ -117,21 +118,21 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	if rehash {
 		phc, err := s.hasher.Hash(ctx, password)
 		if err != nil {
-			return "", Session{}, err
+			return "", Session{}, Outcome{}, err
 		}
 		if newSecret, err = s.keys.Seal(ctx, addr.Domain, []byte(phc)); err != nil {
-			return "", Session{}, err
+			return "", Session{}, Outcome{}, err
 		}
 	}
 
 	token, tokenHash, sessionID, err := newToken()
 	if err != nil {
-		return "", Session{}, err
+		return "", Session{}, Outcome{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	sess := Session{ID: sessionID, Account: addr.String(), CreatedAt: now, LastSeenAt: now, IP: ip, UserAgent: userAgent}
 	req := Request{Meta: metaFor(addr.String(), ip)}
-	_, err = run(ctx, s, req, step[domain.Account]{
+	out, err := run(ctx, s, req, step[domain.Account]{
 		stream: accountStream(addr),
 		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
 			d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(addr.Domain))
@@ -163,9 +164,9 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 		},
 	})
 	if err != nil {
-		return "", Session{}, err
+		return "", Session{}, Outcome{}, err
 	}
-	return token, sess, nil
+	return token, sess, out, nil
 }
 
 func metaFor(actor, ip string) eventstore.Metadata {
@@ -243,7 +244,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		return p, err
 	}
 	if err := a.AcceptsLogin(d); err != nil {
-		return p, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		return p, fmt.Errorf("%w: %s", ErrUnauthenticated, err.Error())
 	}
 	if now := s.now(); now.Sub(lastSeen) > lastSeenResolution {
 		if _, err := s.pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE id = $1`, p.SessionID, now); err != nil {

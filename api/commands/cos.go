@@ -18,6 +18,8 @@ func cosStream(name string) eventstore.Stream {
 func (s *Service) CreateCOS(ctx context.Context, req Request, cmd domain.CreateCOS) (string, Outcome, error) {
 	name, err := domain.NormalizeCOSName(cmd.Name)
 	if err != nil {
+		// Let the decision report every bad field, the name among them.
+		_, err = domain.COS{}.Decide(cmd)
 		return "", Outcome{}, err
 	}
 	out, err := run(ctx, s, req, step[domain.COS]{

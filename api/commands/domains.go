@@ -19,6 +19,8 @@ func domainStream(name string) eventstore.Stream {
 func (s *Service) CreateDomain(ctx context.Context, req Request, cmd domain.CreateDomain, bindPassword string) (string, Outcome, error) {
 	ascii, _, err := domain.NormalizeDomainName(cmd.Name)
 	if err != nil {
+		// Let the decision report every bad field, the name among them.
+		_, err = domain.Domain{}.Decide(cmd)
 		return "", Outcome{}, err
 	}
 	if bindPassword != "" {

@@ -1,0 +1,263 @@
+// Package apitest runs the whole API for tests: a fresh database, the event store, the command
+// service, the admin projection and an HTTP server on loopback, with a global admin logged in.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"mailplane/api"
+	"mailplane/api/commands"
+	"mailplane/domain"
+	"mailplane/eventstore"
+	"mailplane/eventstore/keyring"
+	"mailplane/migrations/testdb"
+	"mailplane/projections"
+	"mailplane/projections/postgres"
+)
+
+// AdminEmail and AdminPassword are the bootstrapped global admin.
+const (
+	AdminEmail    = "admin@mailplane.test"
+	AdminPassword = "admin-password-1"
+)
+
+// TestArgon2 keeps tests quick; the production parameters are measured by the benchmarks.
+var TestArgon2 = commands.Argon2Params{MemoryKiB: 1024, Iterations: 1, Parallelism: 1}
+
+// Env is a running API.
+type Env struct {
+	URL      string
+	Pool     *pgxpool.Pool
+	Store    *eventstore.Postgres
+	Commands *commands.Service
+	Reads    *postgres.ReadModel
+	Server   *api.Server
+	// AdminToken is a global admin's bearer token.
+	AdminToken string
+}
+
+// Options change the environment.
+type Options struct {
+	LoginLimits commands.LoginLimits
+	Config      api.Config
+}
+
+// New starts an API for one test.
+func New(t testing.TB) *Env { return NewWith(t, Options{}) }
+
+// NewWith starts an API with options.
+func NewWith(t testing.TB, o Options) *Env {
+	t.Helper()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("APITEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	events := domain.Events()
+	evs := make([]eventstore.Event, len(events))
+	for i, e := range events {
+		evs[i] = e
+	}
+	reg, err := eventstore.NewRegistry(evs, nil)
+	require.NoError(t, err)
+	store := eventstore.NewPostgres(pool, reg)
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	keys, err := keyring.New(pool, master)
+	require.NoError(t, err)
+	svc, err := commands.New(commands.Deps{Pool: pool, Store: store, Keyring: keys, Logger: logger,
+		Hasher: commands.NewHasher(TestArgon2, 0), LoginLimits: o.LoginLimits})
+	require.NoError(t, err)
+
+	admin := postgres.NewAdmin(reg)
+	runner, err := projections.NewRunner(pool, reg, logger, projections.Config{PollInterval: 5 * time.Millisecond}, admin)
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = runner.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	reads := postgres.NewReadModel(pool)
+	srv := api.NewServer(api.Deps{
+		Logger: logger, Commands: svc, Reads: reads, Store: store,
+		Waiter:    projections.NewWaiter(pool, 2*time.Millisecond, admin.Name()),
+		Readiness: func(context.Context) (map[string]string, error) { return nil, nil },
+	}, o.Config)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+
+	_, err = svc.Bootstrap(ctx, AdminEmail, AdminPassword)
+	require.NoError(t, err)
+	e := &Env{URL: hs.URL, Pool: pool, Store: store, Commands: svc, Reads: reads, Server: srv}
+	e.AdminToken = e.Login(t, AdminEmail, AdminPassword)
+	return e
+}
+
+// Response is an HTTP response with its body read.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body as an object.
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
+	return m
+}
+
+// Decode decodes the body into v.
+func (r Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	require.NoError(t, json.Unmarshal(r.Body, v), "body: %s", r.Body)
+}
+
+// Problem asserts a problem+json answer with the status and returns it.
+func (r Response) Problem(t testing.TB, status int) map[string]any {
+	t.Helper()
+	require.Equal(t, status, r.Status, "body: %s", r.Body)
+	require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
+	p := r.JSON(t)
+	require.Equal(t, float64(status), p["status"])
+	require.NotEmpty(t, p["type"])
+	return p
+}
+
+// FieldErrors returns the field names a validation problem lists.
+func (r Response) FieldErrors(t testing.TB) []string {
+	t.Helper()
+	p := r.Problem(t, http.StatusBadRequest)
+	var fields []string
+	errs, _ := p["errors"].([]any)
+	for _, e := range errs {
+		fields = append(fields, e.(map[string]any)["field"].(string))
+	}
+	return fields
+}
+
+// Do sends a request. body may be nil, a string/[]byte (sent as is) or a value (sent as JSON).
+// headers are name, value pairs.
+func (e *Env) Do(t testing.TB, method, path, token string, body any, headers ...string) Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		require.NoError(t, err)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	require.NoError(t, err)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// Login returns a token for the account.
+func (e *Env) Login(t testing.TB, email, password string) string {
+	t.Helper()
+	r := e.Do(t, http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": email, "password": password})
+	require.Equal(t, http.StatusOK, r.Status, "login %s: %s", email, r.Body)
+	return r.JSON(t)["token"].(string)
+}
+
+// Unique returns a name that no other test uses.
+func Unique(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// CreateDomain creates a domain as the global admin and returns its name.
+func (e *Env) CreateDomain(t testing.TB, body map[string]any) string {
+	t.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	if _, ok := body["name"]; !ok {
+		body["name"] = Unique("d") + ".example"
+	}
+	r := e.Do(t, http.MethodPost, "/api/v1/domains", e.AdminToken, body)
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	return r.JSON(t)["name"].(string)
+}
+
+// CreateAccount creates an account as the global admin and returns its address.
+func (e *Env) CreateAccount(t testing.TB, domainName string, body map[string]any) string {
+	t.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	if _, ok := body["address"]; !ok {
+		if _, ok := body["local_part"]; !ok {
+			body["local_part"] = Unique("u")
+		}
+	}
+	r := e.Do(t, http.MethodPost, "/api/v1/domains/"+domainName+"/accounts", e.AdminToken, body)
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	return r.JSON(t)["address"].(string)
+}
+
+// Role says what a test user may do.
+type Role int
+
+// Roles of test users.
+const (
+	Plain Role = iota
+	DomainAdmin
+	GlobalAdmin
+)
+
+// User creates an account through the command service (not the API under test) and logs it in.
+// It returns the address and a token.
+func (e *Env) User(t testing.TB, domainName string, role Role) (string, string) {
+	t.Helper()
+	addr, err := domain.ParseAddress(Unique("user") + "@" + domainName)
+	require.NoError(t, err)
+	pw := "user-password-1"
+	_, err = e.Commands.CreateAccount(context.Background(), commands.Request{Meta: eventstore.Metadata{Actor: "test"}},
+		domain.CreateAccount{Address: addr, GlobalAdmin: role == GlobalAdmin, DomainAdmin: role == DomainAdmin},
+		commands.Credentials{Password: &pw})
+	require.NoError(t, err)
+	// Login reads the account's stream; the session check reads the read model, so wait for it.
+	require.Eventually(t, func() bool {
+		_, err := e.Reads.Account(context.Background(), addr.String())
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond)
+	return addr.String(), e.Login(t, addr.String(), pw)
+}
