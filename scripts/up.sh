@@ -44,4 +44,25 @@ cat <<INFO
   stop           Ctrl-C stops mailplane; go tool task down stops the stack
 
 INFO
+
+# Bootstrap succeeds without a change when the admin exists, possibly with
+# another password (say, made from another checkout sharing this database):
+# once the API answers, try the login once and say so if it fails.
+(
+	for _ in $(seq 1 120); do
+		if timeout 1 bash -c "exec 3<>/dev/tcp/${MAILPLANE_HTTP_ADDR%:*}/${MAILPLANE_HTTP_ADDR##*:}" 2>/dev/null; then
+			sleep 0.5
+			code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$MAILPLANE_HTTP_ADDR/api/v1/auth/login" \
+				-H 'Content-Type: application/json' -d "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$admin_password\"}") || true
+			if [[ $code == 200 ]]; then
+				echo "up: logged in as $ADMIN_EMAIL: the credentials above work"
+			else
+				echo "up: WARNING: logging in as $ADMIN_EMAIL with the password above got HTTP $code." >&2
+				echo "up: $ADMIN_EMAIL existed before with another password (bootstrapped from another checkout or .dev?)." >&2
+			fi
+			exit 0
+		fi
+		sleep 0.5
+	done
+) &
 exec "$DEV/bin/mailplane" serve "$@"
