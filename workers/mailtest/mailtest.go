@@ -22,6 +22,9 @@ type Message struct {
 	Body    string            `json:"body"`
 }
 
+// client keeps no idle connections, so tests leave no goroutines behind.
+var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
 // SMTPAddr returns the sink's SMTP address (MAILPLANE_SMTP_ADDR); the test fails without it.
 func SMTPAddr(t testing.TB) string {
 	t.Helper()
@@ -40,7 +43,7 @@ func env(t testing.TB, k string) string {
 // To returns the messages received for the address.
 func To(t testing.TB, addr string) []Message {
 	t.Helper()
-	resp, err := http.Get(env(t, "MAILPLANE_SMTP_API") + "/messages?to=" + url.QueryEscape(addr))
+	resp, err := client.Get(env(t, "MAILPLANE_SMTP_API") + "/messages?to=" + url.QueryEscape(addr))
 	if err != nil {
 		t.Fatalf("mailtest: %v", err)
 	}

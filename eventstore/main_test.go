@@ -1,0 +1,12 @@
+package eventstore_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Every goroutine a test starts (subscribers, pools, runners) must be gone when it ends.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
