@@ -1,6 +1,10 @@
 package projections
 
 import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 )
 
@@ -14,11 +18,17 @@ func (checkpoints) SchemaInitializingQueries(wsql.OffsetsSchemaInitializingQueri
 	return nil, nil // the table belongs to migrations
 }
 
-func (checkpoints) BeforeSubscribingQueries(p wsql.BeforeSubscribingQueriesParams) ([]wsql.Query, error) {
-	return []wsql.Query{{
-		Query: `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`,
-		Args:  []any{p.ConsumerGroup},
-	}}, nil
+// BeforeSubscribingQueries returns nothing: the runner creates the checkpoint row itself before
+// subscribing. A query here can fail inside watermill's Router.RunHandlers, which then leaves a
+// goroutine waiting forever for a handler that never started.
+func (checkpoints) BeforeSubscribingQueries(wsql.BeforeSubscribingQueriesParams) ([]wsql.Query, error) {
+	return nil, nil
+}
+
+// ensureCheckpoint creates the projection's checkpoint at the start if it has none.
+func ensureCheckpoint(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	_, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name)
+	return err
 }
 
 func (checkpoints) NextOffsetQuery(p wsql.NextOffsetQueryParams) (wsql.Query, error) {

@@ -212,7 +212,13 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 	if !held {
 		return errNotHolder
 	}
+	// Unlock explicitly: the server drops a closed session's locks only a moment later, and a
+	// rebuild or another process should not have to wait for that.
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey(p.Name())) }()
 
+	if err := ensureCheckpoint(ctx, r.pool, p.Name()); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	r.setStatus(p.Name(), func(s *Status) { s.Active = true; s.LastError = "" })
 	r.active.WithLabelValues(p.Name()).Set(1)
 	defer func() {

@@ -62,9 +62,9 @@ func (s eventsSchema) SelectQuery(p wsql.SelectQueryParams) (wsql.Query, error) 
 func (s eventsSchema) UnmarshalMessage(p wsql.UnmarshalMessageParams) (wsql.Row, error) {
 	var (
 		position, txid, version, schemaVersion int64
-		streamID, streamType, domain, typ       string
-		data, meta                              []byte
-		recordedAt                              time.Time
+		streamID, streamType, domain, typ      string
+		data, meta                             []byte
+		recordedAt                             time.Time
 	)
 	if err := p.Row.Scan(&position, &txid, &streamID, &streamType, &domain, &version, &typ,
 		&schemaVersion, &data, &meta, &recordedAt); err != nil {

@@ -24,7 +24,15 @@ server and operations:
   serve      run the API, the projections and the workers
   migrate    apply database migrations
   verify     check every event stream's hash chain (exit 1 on tampering)
+  rebuild    empty a projection's read model so that it replays from position 0
   admin bootstrap --email E --password P   create the first global admin
+
+admin client (talks to the HTTP API; every command takes --url, reads and writes take --json):
+  login --url URL --email E [--password P]   get a token, saved under $MAILPLANE_CONFIG_DIR
+  domain   create|list|show
+  account  create|list|show|set|alias add|alias remove|delete
+  cos      create|list|show|set|delete
+  config   show|set
 
 run 'mailplane <command> -h' for a command's flags
 `
@@ -67,4 +75,10 @@ var subcommands = map[string]func(ctx context.Context, e *env, args []string) er
 	"migrate": migrate,
 	"verify":  verify,
 	"admin":   admin,
+	"rebuild": rebuild,
+	"login":   login,
+	"domain":  domainCommand,
+	"account": accountCommand,
+	"cos":     cosCommand,
+	"config":  configCommand,
 }

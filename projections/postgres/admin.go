@@ -175,3 +175,9 @@ func projectAccount(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, 
 	}
 	return err
 }
+
+// Reset empties the admin read model (projections.Resetter).
+func (*Admin) Reset(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `TRUNCATE rm_config, rm_cos, rm_domains, rm_accounts, rm_aliases`)
+	return err
+}

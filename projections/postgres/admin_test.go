@@ -1,0 +1,169 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"mailplane/domain"
+	"mailplane/eventstore"
+	"mailplane/migrations/testdb"
+	"mailplane/projections"
+	"mailplane/projections/postgres"
+)
+
+func registry(t *testing.T) *eventstore.Registry {
+	evs := []eventstore.Event{}
+	for _, e := range domain.Events() {
+		evs = append(evs, e)
+	}
+	r, err := eventstore.NewRegistry(evs, nil)
+	require.NoError(t, err)
+	return r
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// history appends a bit of everything the admin projection handles.
+func history(t *testing.T, s *eventstore.Postgres) {
+	ctx := context.Background()
+	app := func(stream eventstore.Stream, v int, evs ...domain.Event) {
+		t.Helper()
+		es := make([]eventstore.Event, len(evs))
+		for i, e := range evs {
+			es[i] = e
+		}
+		_, err := s.Append(ctx, stream, eventstore.Exact(v), eventstore.Metadata{Actor: "test"}, es...)
+		require.NoError(t, err)
+	}
+	alice := domain.Address{Local: "alice", Domain: "a.example"}
+	bob := domain.Address{Local: "bob", Domain: "a.example"}
+	acct := func(a domain.Address) eventstore.Stream {
+		return eventstore.Stream{ID: domain.AccountStreamID(a), Type: domain.StreamTypeAccount, Domain: a.Domain}
+	}
+	app(eventstore.Stream{ID: domain.GlobalConfigStreamID, Type: domain.StreamTypeConfig}, 0,
+		domain.GlobalConfigUpdated{TimeZone: ptr("Europe/Rome")})
+	app(eventstore.Stream{ID: domain.COSStreamID("gold"), Type: domain.StreamTypeCOS}, 0,
+		domain.COSCreated{Name: "gold", MailQuotaBytes: ptr[int64](10)}, domain.COSUpdated{Name: "gold", MailQuotaBytes: ptr[int64](20)})
+	app(eventstore.Stream{ID: domain.COSStreamID("tin"), Type: domain.StreamTypeCOS}, 0,
+		domain.COSCreated{Name: "tin"}, domain.COSDeleted{Name: "tin"})
+	app(eventstore.Stream{ID: domain.DomainStreamID("a.example"), Type: domain.StreamTypeDomain, Domain: "a.example"}, 0,
+		domain.DomainCreated{Name: "a.example", UnicodeName: "a.example", Status: "active", Auth: domain.AuthSettings{Mechanism: "internal"}},
+		domain.DomainUpdated{Name: "a.example", DefaultCOS: ptr("gold")})
+	now := time.Now().UTC()
+	app(acct(alice), 0, domain.AccountCreated{Address: alice, Status: "active", CreatedAt: now},
+		domain.AliasAdded{Address: alice, Alias: domain.Address{Local: "al", Domain: "a.example"}},
+		domain.AccountUpdated{Address: alice, DisplayName: ptr("Alice")})
+	app(acct(bob), 0, domain.AccountCreated{Address: bob, Status: "active", CreatedAt: now},
+		domain.AliasAdded{Address: bob, Alias: domain.Address{Local: "b", Domain: "a.example"}},
+		domain.AccountDeleted{Address: bob},
+		domain.AccountCreated{Address: bob, Status: "locked", CreatedAt: now.Add(time.Second)})
+}
+
+func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry, mw ...message.HandlerMiddleware) {
+	t.Helper()
+	admin := postgres.NewAdmin(reg)
+	r, err := projections.NewRunner(pool, reg, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		projections.Config{PollInterval: 5 * time.Millisecond, Middlewares: mw}, admin)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var txid, pos int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, position FROM events
+		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&txid, &pos))
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	require.NoError(t, projections.NewWaiter(pool, 5*time.Millisecond, admin.Name()).Wait(wctx,
+		eventstore.Position{TransactionID: uint64(txid), Position: pos}))
+}
+
+// snapshot returns every read-model row as JSON, for comparing two builds.
+func snapshot(t *testing.T, pool *pgxpool.Pool) map[string][]string {
+	out := map[string][]string{}
+	for _, table := range []string{"rm_config", "rm_cos", "rm_domains", "rm_accounts", "rm_aliases"} {
+		rows, err := pool.Query(context.Background(), `SELECT to_jsonb(t)::text FROM `+table+` t ORDER BY 1`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var s string
+			require.NoError(t, rows.Scan(&s))
+			out[table] = append(out[table], s)
+		}
+		require.NoError(t, rows.Err())
+	}
+	return out
+}
+
+func TestAdminProjectionBuildsTheReadModelAndRebuildsIdentically(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	reg := registry(t)
+	history(t, eventstore.NewPostgres(pool, reg))
+
+	// Every event is handled twice: the projection must be idempotent.
+	runUntilCaughtUp(t, pool, reg, middleware.Duplicator)
+	ctx := context.Background()
+	reads := postgres.NewReadModel(pool)
+
+	g, version, err := reads.GlobalConfig(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, version)
+	require.Equal(t, "Europe/Rome", g.TimeZone)
+	gold, err := reads.COS(ctx, "gold")
+	require.NoError(t, err)
+	require.Equal(t, int64(20), *gold.COS.MailQuotaBytes)
+	require.Equal(t, 2, gold.Version)
+	_, err = reads.COS(ctx, "tin")
+	require.ErrorIs(t, err, domain.ErrNotFound, "deleted COS")
+	d, err := reads.Domain(ctx, "a.example")
+	require.NoError(t, err)
+	require.Equal(t, "gold", *d.Domain.DefaultCOS)
+	require.Equal(t, postgres.Counts{Accounts: 2, Aliases: 1}, d.Counts)
+	alice, err := reads.Account(ctx, "alice@a.example")
+	require.NoError(t, err)
+	require.Equal(t, "Alice", alice.Account.DisplayName)
+	require.Len(t, alice.Account.Aliases, 1)
+	bob, err := reads.Account(ctx, "bob@a.example")
+	require.NoError(t, err)
+	require.Equal(t, "locked", bob.Account.Status)
+	require.Empty(t, bob.Account.Aliases, "a re-created account has no old aliases")
+	require.Equal(t, 4, bob.Version)
+	list, err := reads.ListAccounts(ctx, "a.example", postgres.ListQuery{Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+
+	before := snapshot(t, pool)
+	admin := postgres.NewAdmin(reg)
+	require.NoError(t, projections.Rebuild(ctx, pool, admin))
+	empty := snapshot(t, pool)
+	require.Empty(t, empty["rm_accounts"])
+	runUntilCaughtUp(t, pool, reg)
+	after := snapshot(t, pool)
+	require.Equal(t, before, after, "a rebuild from position 0 ends identical")
+	b, _ := json.Marshal(after)
+	require.Contains(t, string(b), "al@a.example")
+}
+
+func TestRebuildRefusesARunningProjection(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	reg := registry(t)
+	admin := postgres.NewAdmin(reg)
+	r, err := projections.NewRunner(pool, reg, slog.New(slog.NewTextHandler(io.Discard, nil)), projections.Config{}, admin)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return r.Status()[0].Active }, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, projections.Rebuild(ctx, pool, admin), projections.ErrRunning)
+}
