@@ -45,7 +45,9 @@ func TestSealOpenAndShred(t *testing.T) {
 	secretB, err := kr.Seal(ctx, "b.example", []byte("hash-of-bob"))
 	require.NoError(t, err)
 
-	stream := func(id, domain string) eventstore.Stream { return eventstore.Stream{ID: id, Type: "account", Domain: domain} }
+	stream := func(id, domain string) eventstore.Stream {
+		return eventstore.Stream{ID: id, Type: "account", Domain: domain}
+	}
 	_, err = store.Append(ctx, stream("account-alice@a.example", "a.example"), eventstore.NoStream, eventstore.Metadata{},
 		passwordSet{Account: "alice@a.example", Secret: secretA})
 	require.NoError(t, err)
