@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"mailplane/api/apitest"
+)
+
+func TestDomainCommands(t *testing.T) {
+	c := newCLI(t)
+	name := apitest.Unique("books") + ".example"
+
+	// Flags may come after the name.
+	r := c.run(t, "domain", "create", name, "--description", "Book club", "--time-zone", "Europe/Berlin",
+		"--max-accounts", "10", "--account-quota", "1073741824", "--status", "maintenance").ok(t)
+	require.Equal(t, []string{"FIELD", "VALUE"}, r.rows()[0])
+	require.Equal(t, []string{"name", name}, r.row(t, "name"))
+	v, src := r.effective(t, "time_zone")
+	require.Equal(t, []string{"Europe/Berlin", "domain"}, []string{v, src})
+
+	// The API holds what the flags said, and nothing the flags did not say.
+	d := c.get(t, "/api/v1/domains/"+name)
+	require.Equal(t, "Book club", d["description"])
+	require.Equal(t, "maintenance", d["status"])
+	require.Equal(t, "Europe/Berlin", d["time_zone"])
+	require.Nil(t, d["public_protocol"], "not given, so inherited")
+	limits := d["limits"].(map[string]any)
+	require.Equal(t, float64(10), limits["max_accounts"])
+	require.Equal(t, float64(1<<30), limits["account_quota_bytes"])
+
+	t.Run("Show", func(t *testing.T) {
+		r := c.run(t, "domain", "show", name).ok(t)
+		require.Equal(t, "Book club", r.row(t, "description")[1])
+		require.Equal(t, "10", r.row(t, "limits.max_accounts")[1])
+		require.Equal(t, "0", r.row(t, "counts.accounts")[1])
+		require.Equal(t, "-", r.row(t, "public_protocol")[1], "unset shows as -")
+		v, src := r.effective(t, "public_protocol")
+		require.Equal(t, []string{"https", "global"}, []string{v, src})
+		v, src = r.effective(t, "account_quota_bytes")
+		require.Equal(t, []string{"1073741824", "domain"}, []string{v, src})
+
+		j := c.run(t, "domain", "show", "--json", name).ok(t).json(t)
+		require.Equal(t, name, j["name"])
+		require.Equal(t, "domain", j["sources"].(map[string]any)["time_zone"])
+	})
+
+	t.Run("List", func(t *testing.T) {
+		r := c.run(t, "domain", "list").ok(t)
+		require.Equal(t, []string{"NAME", "STATUS", "ACCOUNTS", "DEFAULT COS", "DESCRIPTION"}, r.rows()[0])
+		require.Equal(t, []string{name, "maintenance", "0", "default", "Book club"}, r.row(t, name))
+		require.Equal(t, "active", r.row(t, "mailplane.test")[1])
+
+		r = c.run(t, "domain", "list", "--status", "maintenance").ok(t)
+		require.Len(t, r.rows(), 2, r.stdout)
+		require.Equal(t, name, r.rows()[1][0])
+
+		j := c.run(t, "domain", "list", "--json", "--q", name[:len(name)-len(".example")]).ok(t).json(t)
+		items := j["items"].([]any)
+		require.Len(t, items, 1)
+		require.Equal(t, name, items[0].(map[string]any)["name"])
+		require.Contains(t, j, "next_cursor")
+	})
+}
+
+func TestDomainListAllFollowsCursors(t *testing.T) {
+	c := newCLI(t)
+	prefix := apitest.Unique("page")
+	var want []string
+	for i := range 5 {
+		name := fmt.Sprintf("%s-%d.example", prefix, i)
+		c.api.CreateDomain(t, map[string]any{"name": name})
+		want = append(want, name)
+	}
+	names := func(r result) []string {
+		var got []string
+		for _, row := range r.rows()[1:] {
+			got = append(got, row[0])
+		}
+		return got
+	}
+
+	// One page, and a note on stderr saying how to get the rest.
+	r := c.run(t, "domain", "list", "--q", prefix, "--limit", "2").ok(t)
+	require.Equal(t, want[:2], names(r))
+	require.Contains(t, r.stderr, "more items: add --all, or --cursor ")
+
+	// --cursor continues where the page ended.
+	cursor := r.stderr[len("more items: add --all, or --cursor "):]
+	r = c.run(t, "domain", "list", "--q", prefix, "--limit", "2", "--cursor", cursor[:len(cursor)-1]).ok(t)
+	require.Equal(t, want[2:4], names(r))
+
+	// --all walks three pages.
+	r = c.run(t, "domain", "list", "--q", prefix, "--limit", "2", "--all").ok(t)
+	require.Equal(t, want, names(r))
+	require.Empty(t, r.stderr)
+
+	j := c.run(t, "domain", "list", "--q", prefix, "--limit", "2", "--all", "--json").ok(t).json(t)
+	require.Len(t, j["items"], 5)
+	require.Nil(t, j["next_cursor"])
+}
