@@ -1,0 +1,707 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The OpenAPI 3.1 document is built from apiRoutes, a plain table with one row per route the
+// server registers. openapi_test.go walks the router and fails when a route is missing from
+// the table or the table lists one that nothing serves, so a new route comes with its row.
+
+// apiRoute is one operation of the API.
+type apiRoute struct {
+	Method  string
+	Path    string // a mux path template: {name} is a path parameter
+	ID      string // operationId
+	Tag     string
+	Summary string
+	// Description adds what the summary cannot say (rules, choices where API.md is silent).
+	Description string
+	// Public operations need no bearer token.
+	Public bool
+	// Query names query parameters (keys of openAPIQueryParams).
+	Query []string
+	// IfMatch: the operation takes If-Match (412 on a stale version).
+	IfMatch bool
+	// Idempotent: a POST that takes Idempotency-Key (422 when reused for another request).
+	Idempotent bool
+	// Body is the request body's oaSchema name; "" for none.
+	Body string
+	// Status is the success status; Result its body's oaSchema name ("" for no body) and
+	// ResultType its media type when not application/json.
+	Status     int
+	Result     string
+	ResultType string
+	// ETag: the success response carries the object's ETag.
+	ETag bool
+	// Problems lists problem statuses beyond those every operation of its kind can answer
+	// (see problems).
+	Problems []int
+	// Other lists non-problem responses besides the success one, status → oaSchema name.
+	Other map[int]string
+}
+
+const (
+	tagService  = "service"
+	tagAuth     = "auth"
+	tagConfig   = "config"
+	tagCOS      = "cos"
+	tagDomains  = "domains"
+	tagAccounts = "accounts"
+	tagSessions = "sessions"
+)
+
+var listQuery = []string{"q", "status", "limit", "cursor"}
+
+// apiRoutes is every route of the server (API.md).
+var apiRoutes = []apiRoute{
+	// Service.
+	{Method: http.MethodGet, Path: "/healthz", ID: "healthz", Tag: tagService, Public: true,
+		Summary: "Liveness: the process is up", Status: 200, Result: "Health"},
+	{Method: http.MethodGet, Path: "/readyz", ID: "readyz", Tag: tagService, Public: true,
+		Summary:     "Readiness: Postgres reachable, migrations applied, projection lag under its bound",
+		Description: "503 with the same body, naming the failing check, while not ready.",
+		Status:      200, Result: "Readiness", Other: map[int]string{503: "Readiness"}},
+	{Method: http.MethodGet, Path: "/metrics", ID: "metrics", Tag: tagService, Public: true,
+		Summary: "Prometheus metrics", Status: 200, Result: "Metrics", ResultType: "text/plain; version=0.0.4"},
+	{Method: http.MethodGet, Path: "/api/v1/openapi.json", ID: "getOpenAPI", Tag: tagService, Public: true,
+		Summary: "This OpenAPI document", Status: 200, Result: "OpenAPIDocument"},
+
+	// Authentication.
+	{Method: http.MethodPost, Path: "/api/v1/auth/login", ID: "login", Tag: tagAuth, Public: true,
+		Summary:     "Log in with e-mail address and password; returns a bearer token",
+		Description: "Failed logins are rate limited per account and per source IP (429 with Retry-After and retry_after).",
+		Body:        "LoginRequest", Status: 200, Result: "LoginResponse", Problems: []int{401, 403, 429}},
+
+	// Global configuration.
+	{Method: http.MethodGet, Path: "/api/v1/config", ID: "getConfig", Tag: tagConfig,
+		Summary:     "The global defaults",
+		Description: "Global and domain administrators. Until first changed, the built-in defaults at version 0 (ETag \"0\").",
+		Status:      200, Result: "Config", ETag: true},
+	{Method: http.MethodPatch, Path: "/api/v1/config", ID: "patchConfig", Tag: tagConfig,
+		Summary:     "Change the global defaults (JSON merge patch)",
+		Description: "Global administrators. null resets a setting to its built-in default. default_cos must name an existing COS. If-Match \"0\" holds while the configuration was never changed.",
+		IfMatch:     true, Body: "ConfigPatch", Status: 200, Result: "Config", ETag: true},
+
+	// Classes of service.
+	{Method: http.MethodGet, Path: "/api/v1/cos", ID: "listCOS", Tag: tagCOS,
+		Summary:     "List classes of service by name",
+		Description: "Global and domain administrators. q filters by substring of name or description; status is ignored.",
+		Query:       []string{"q", "limit", "cursor"}, Status: 200, Result: "COSPage"},
+	{Method: http.MethodPost, Path: "/api/v1/cos", ID: "createCOS", Tag: tagCOS,
+		Summary: "Create a class of service", Description: "Global administrators. The name is stored lower-case.",
+		Idempotent: true, Body: "COSCreate", Status: 201, Result: "COS", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/cos/{name}", ID: "getCOS", Tag: tagCOS,
+		Summary: "A class of service", Description: "Global and domain administrators.",
+		Status: 200, Result: "COS", ETag: true},
+	{Method: http.MethodPatch, Path: "/api/v1/cos/{name}", ID: "patchCOS", Tag: tagCOS,
+		Summary:     "Change a class of service (JSON merge patch)",
+		Description: "Global administrators. null makes a setting inherit the global one again (description: empty). features merges: a feature sent as null is removed, features: null removes all. name may be repeated, not changed.",
+		IfMatch:     true, Body: "COSPatch", Status: 200, Result: "COS", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/cos/{name}", ID: "deleteCOS", Tag: tagCOS,
+		Summary:     "Delete a class of service nobody uses",
+		Description: "Global administrators. 409 (type in-use) while accounts name it, domains have it as default or it is the global default; users lists them (addresses, domain:NAME, global:default_cos).",
+		IfMatch:     true, Status: 204, Problems: []int{409}},
+
+	// Domains.
+	{Method: http.MethodGet, Path: "/api/v1/domains", ID: "listDomains", Tag: tagDomains,
+		Summary:     "List domains by name",
+		Description: "Global administrators see all; a domain administrator sees its own domain.",
+		Query:       listQuery, Status: 200, Result: "DomainPage"},
+	{Method: http.MethodPost, Path: "/api/v1/domains", ID: "createDomain", Tag: tagDomains,
+		Summary: "Create a domain", Description: "Global administrators. Unicode names are stored as IDNA A-labels.",
+		Idempotent: true, Body: "DomainCreate", Status: 201, Result: "Domain", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}", ID: "getDomain", Tag: tagDomains,
+		Summary: "A domain with its effective settings and counts", Status: 200, Result: "Domain", ETag: true},
+	{Method: http.MethodPatch, Path: "/api/v1/domains/{domain}", ID: "patchDomain", Tag: tagDomains,
+		Summary:     "Change a domain (JSON merge patch)",
+		Description: "null makes a setting inherit the global one again. Only global administrators change status and auth.",
+		IfMatch:     true, Body: "DomainPatch", Status: 200, Result: "Domain", ETag: true, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/close", ID: "closeDomain", Tag: tagDomains,
+		Summary:     "Close a domain: objects kept, logins and delivery refused",
+		Description: "Global administrators.", IfMatch: true, Idempotent: true,
+		Status: 200, Result: "Domain", ETag: true, Problems: []int{409}},
+
+	// Accounts.
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/accounts", ID: "listAccounts", Tag: tagAccounts,
+		Summary: "List a domain's accounts by address", Query: listQuery, Status: 200, Result: "AccountPage"},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/accounts", ID: "createAccount", Tag: tagAccounts,
+		Summary:     "Create an account",
+		Description: "address or local_part. password or password_hash (PHC argon2id, bcrypt, {SSHA}, {SSHA512}) are optional and never returned. An address is unique across accounts, aliases, lists and resources (409 address-taken).",
+		Idempotent:  true, Body: "AccountCreate", Status: 201, Result: "Account", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/accounts/{address}", ID: "getAccount", Tag: tagAccounts,
+		Summary: "An account with its effective settings", Description: "The account itself, or an administrator of its domain.",
+		Status: 200, Result: "Account", ETag: true},
+	{Method: http.MethodPatch, Path: "/api/v1/accounts/{address}", ID: "patchAccount", Tag: tagAccounts,
+		Summary:     "Change an account (JSON merge patch)",
+		Description: "An account may change its own display_name and password; administrators the rest. null on cos or mail_quota_bytes inherits again.",
+		IfMatch:     true, Body: "AccountPatch", Status: 200, Result: "Account", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}", ID: "deleteAccount", Tag: tagAccounts,
+		Summary: "Delete an account", IfMatch: true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/accounts/{address}/aliases", ID: "addAlias", Tag: tagAccounts,
+		Summary:     "Give an account an alias",
+		Description: "The alias may be in any domain the caller administers; 409 address-taken when the address is in use.",
+		IfMatch:     true, Idempotent: true, Body: "AliasRequest", Status: 201, Result: "Account", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}/aliases/{alias}", ID: "removeAlias", Tag: tagAccounts,
+		Summary: "Remove an alias from an account", IfMatch: true, Status: 204, Problems: []int{409}},
+
+	// Sessions.
+	{Method: http.MethodGet, Path: "/api/v1/accounts/{address}/sessions", ID: "listSessions", Tag: tagSessions,
+		Summary:     "An account's open sessions",
+		Description: "The account itself, or an administrator of its domain. Not paginated: next_cursor is always null.",
+		Status:      200, Result: "SessionList"},
+	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}/sessions/{id}", ID: "endSession", Tag: tagSessions,
+		Summary: "End one session", IfMatch: true, Status: 204, Problems: []int{409}},
+}
+
+// problemResponses name the standard problem responses in components.responses.
+var problemResponses = map[int]struct{ name, description string }{
+	400: {"BadRequest", "Invalid request: malformed JSON, unknown or mistyped members, invalid values (every bad field listed in errors), a bad query parameter or If-Match"},
+	401: {"Unauthorized", "No bearer token, or the token is unknown, ended or expired (or, at login, wrong credentials)"},
+	403: {"Forbidden", "The caller's role does not allow this"},
+	404: {"NotFound", "No such object"},
+	409: {"Conflict", "The object exists already, is in use (users lists who uses it), a limit is reached, or it kept changing concurrently"},
+	412: {"PreconditionFailed", "If-Match names a version the object is no longer at"},
+	413: {"PayloadTooLarge", "The request body is over 1 MiB"},
+	422: {"UnprocessableContent", "The Idempotency-Key was already used for a different request"},
+	429: {"TooManyRequests", "Too many failed logins; retry after Retry-After seconds"},
+	503: {"ServiceUnavailable", "The change was saved but the read models have not caught up yet, or the request timed out; retry after Retry-After seconds"},
+}
+
+// problems lists the problem statuses rt can answer: those its kind always can, and its own.
+func (rt apiRoute) problems() []int {
+	set := map[int]bool{}
+	for _, p := range rt.Problems {
+		set[p] = true
+	}
+	if !rt.Public {
+		set[401], set[403] = true, true
+		if rt.Method != http.MethodGet {
+			set[409] = true // the object kept changing concurrently
+			set[503] = true // the read-your-writes wait ran out
+		}
+	}
+	if strings.Contains(rt.Path, "{") {
+		set[404] = true
+	}
+	if rt.Body != "" {
+		set[400], set[413] = true, true
+	}
+	if len(rt.Query) > 0 {
+		set[400] = true
+	}
+	if rt.IfMatch {
+		set[400], set[412] = true, true
+	}
+	if rt.Idempotent {
+		set[400], set[422] = true, true
+	}
+	out := make([]int, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
+}
+
+var pathParamRE = regexp.MustCompile(`\{([^}:]+)(?::[^}]*)?\}`)
+
+// pathParamDescriptions describe the path parameters by name.
+var pathParamDescriptions = map[string]string{
+	"domain":  "Domain name, in A-label or Unicode form, any case",
+	"address": "Account address, any case",
+	"alias":   "Alias address, any case",
+	"name":    "Class of service name, any case",
+	"id":      "Session id",
+}
+
+func oaRef(kind, name string) map[string]any {
+	return map[string]any{"$ref": "#/components/" + kind + "/" + name}
+}
+
+func (rt apiRoute) operation() map[string]any {
+	op := map[string]any{
+		"operationId": rt.ID,
+		"summary":     rt.Summary,
+		"tags":        []string{rt.Tag},
+	}
+	if rt.Description != "" {
+		op["description"] = rt.Description
+	}
+	if rt.Public {
+		op["security"] = []any{} // overrides the document's bearer requirement
+	}
+	params := []any{}
+	for _, m := range pathParamRE.FindAllStringSubmatch(rt.Path, -1) {
+		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
+			"description": pathParamDescriptions[m[1]], "schema": map[string]any{"type": "string"}})
+	}
+	for _, q := range rt.Query {
+		params = append(params, oaRef("parameters", openAPIParamName(q)))
+	}
+	if rt.IfMatch {
+		params = append(params, oaRef("parameters", "IfMatch"))
+	}
+	if rt.Idempotent {
+		params = append(params, oaRef("parameters", "IdempotencyKey"))
+	}
+	if len(params) > 0 {
+		op["parameters"] = params
+	}
+	if rt.Body != "" {
+		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			"application/json": map[string]any{"schema": oaRef("schemas", rt.Body)}}}
+	}
+
+	responses := map[string]any{}
+	ok := map[string]any{"description": http.StatusText(rt.Status)}
+	if rt.Result != "" {
+		mt := rt.ResultType
+		if mt == "" {
+			mt = "application/json"
+		}
+		ok["content"] = map[string]any{mt: map[string]any{"schema": oaRef("schemas", rt.Result)}}
+	}
+	headers := map[string]any{}
+	if rt.ETag {
+		headers["ETag"] = oaRef("headers", "ETag")
+	}
+	if rt.Status == http.StatusCreated {
+		headers["Location"] = oaRef("headers", "Location")
+	}
+	if rt.Idempotent {
+		headers["Idempotent-Replayed"] = oaRef("headers", "IdempotentReplayed")
+	}
+	if len(headers) > 0 {
+		ok["headers"] = headers
+	}
+	responses[strconv.Itoa(rt.Status)] = ok
+	for status, oaSchema := range rt.Other {
+		responses[strconv.Itoa(status)] = map[string]any{"description": http.StatusText(status),
+			"content": map[string]any{"application/json": map[string]any{"schema": oaRef("schemas", oaSchema)}}}
+	}
+	for _, p := range rt.problems() {
+		if _, taken := responses[strconv.Itoa(p)]; !taken {
+			responses[strconv.Itoa(p)] = oaRef("responses", problemResponses[p].name)
+		}
+	}
+	op["responses"] = responses
+	return op
+}
+
+// openAPIParamName is the components.parameters name of a query parameter.
+func openAPIParamName(q string) string { return "Query" + strings.ToUpper(q[:1]) + q[1:] }
+
+// openAPIQueryParams are the list parameters (API.md Conventions).
+var openAPIQueryParams = map[string]map[string]any{
+	"q": {"description": "Case-insensitive substring of the name (or display name, description)",
+		"schema": map[string]any{"type": "string", "maxLength": 256}},
+	"status": {"description": "Only objects with this status", "schema": map[string]any{"type": "string"}},
+	"limit": {"description": "Page size",
+		"schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+	"cursor": {"description": "next_cursor of the previous page", "schema": map[string]any{"type": "string"}},
+}
+
+// Schema helpers (prefixed oa: the api package is shared): the document is plain data.
+type oaSchema = map[string]any
+
+func oaObject(required []string, props oaSchema) oaSchema {
+	s := oaSchema{"type": "object", "properties": props}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+// oaClosed is an object that refuses members it does not define (request bodies).
+func oaClosed(required []string, props oaSchema) oaSchema {
+	s := oaObject(required, props)
+	s["additionalProperties"] = false
+	return s
+}
+
+func oaTyped(t string, desc string) oaSchema {
+	s := oaSchema{"type": t}
+	if desc != "" {
+		s["description"] = desc
+	}
+	return s
+}
+
+func oaString(desc string) oaSchema  { return oaTyped("string", desc) }
+func oaInteger(desc string) oaSchema { return oaTyped("integer", desc) }
+func oaBool(desc string) oaSchema    { return oaTyped("boolean", desc) }
+
+func oaDateTime(desc string) oaSchema {
+	s := oaString(desc)
+	s["format"] = "date-time"
+	return s
+}
+
+func oaEnum(desc string, values ...string) oaSchema {
+	s := oaString(desc)
+	s["enum"] = values
+	return s
+}
+
+func oaBounded(s oaSchema, minimum, maximum int) oaSchema {
+	s["minimum"] = minimum
+	if maximum >= 0 {
+		s["maximum"] = maximum
+	}
+	return s
+}
+
+// oaNullable lets s also be null (JSON Schema 2020-12, as OpenAPI 3.1 uses).
+func oaNullable(s oaSchema) oaSchema {
+	out := oaSchema{}
+	for k, v := range s {
+		out[k] = v
+	}
+	switch t := s["type"].(type) {
+	case string:
+		out["type"] = []string{t, "null"}
+	}
+	if e, ok := s["enum"].([]string); ok {
+		vals := make([]any, 0, len(e)+1)
+		for _, v := range e {
+			vals = append(vals, v)
+		}
+		out["enum"] = append(vals, nil)
+	}
+	return out
+}
+
+func oaArray(items oaSchema) oaSchema { return oaSchema{"type": "array", "items": items} }
+
+func oaMap(values oaSchema, desc string) oaSchema {
+	s := oaSchema{"type": "object", "additionalProperties": values}
+	if desc != "" {
+		s["description"] = desc
+	}
+	return s
+}
+
+func oaSchemaRef(name string) oaSchema { return oaRef("schemas", name) }
+
+func oaPage(item string) oaSchema {
+	return oaObject([]string{"items", "next_cursor"}, oaSchema{
+		"items":       oaArray(oaSchemaRef(item)),
+		"next_cursor": oaNullable(oaString("Pass as cursor for the next page; null on the last page")),
+	})
+}
+
+var (
+	oaDomainStatuses  = []string{"active", "maintenance", "locked", "closed", "suspended"}
+	oaAccountStatuses = []string{"active", "locked", "maintenance", "closed", "lockout", "pending"}
+	oaProtocols       = []string{"http", "https"}
+	oaMechanisms      = []string{"internal", "ldap", "ad"}
+)
+
+func openAPISchemas() oaSchema {
+	version := oaInteger("Stream version of the object; also its ETag")
+	sources := oaMap(oaString(""), `Where each effective value comes from: "account", "cos:NAME", "domain" or "global"`)
+	features := oaMap(oaBool(""), "Feature switches, e.g. calendar, contacts, imap, pop3")
+	quota := func(desc string) oaSchema { return oaBounded(oaInteger(desc), 0, -1) }
+	percent := func(desc string) oaSchema { return oaBounded(oaInteger(desc), 0, 100) }
+
+	configProps := func(patch bool) oaSchema {
+		p := oaSchema{
+			"time_zone":                    oaString("IANA time zone"),
+			"public_protocol":              oaEnum("Protocol of public links", oaProtocols...),
+			"spam_relay_host":              oaString(`host[:port] of the spam relay; "" for none`),
+			"default_cos":                  oaString("COS of accounts whose domain names none; must exist"),
+			"account_quota_bytes":          quota("Default mailbox limit per account; 0 = none"),
+			"domain_quota_bytes":           quota("Default limit per domain; 0 = none"),
+			"warn_percent":                 percent("Usage percent that sends a warning"),
+			"gal_polling_interval_seconds": oaInteger("GAL resync interval; 0 = off, else at least 60"),
+			"session_lifetime_seconds":     oaBounded(oaInteger("Login session lifetime"), 60, -1),
+			"password_min_length":          oaBounded(oaInteger("Minimum password length"), 0, 256),
+		}
+		if patch {
+			for k, v := range p {
+				s := oaNullable(v.(oaSchema))
+				s["description"] = fmt.Sprint(v.(oaSchema)["description"], "; null resets to the built-in default")
+				p[k] = s
+			}
+		}
+		return p
+	}
+	configShown := configProps(false)
+	configShown["version"] = oaInteger("Stream version; 0 while never changed")
+	configRequired := make([]string, 0, len(configShown))
+	for k := range configShown {
+		configRequired = append(configRequired, k)
+	}
+	sort.Strings(configRequired)
+
+	cosSettings := func(nullNote string) oaSchema {
+		return oaSchema{
+			"description":              oaString(""),
+			"mail_quota_bytes":         oaNullable(quota("Mailbox limit; 0 = none" + nullNote)),
+			"quota_warn_percent":       oaNullable(percent("Usage percent that sends a warning" + nullNote)),
+			"password_min_length":      oaNullable(oaBounded(oaInteger("Minimum password length"+nullNote), 0, 256)),
+			"session_lifetime_seconds": oaNullable(quota("Session lifetime; 0 = the global one" + nullNote)),
+		}
+	}
+	cosShown := cosSettings("; null inherits the global setting")
+	cosShown["name"] = oaString("Lower-case name")
+	cosShown["features"] = features
+	cosShown["effective"] = oaMap(oaSchema{}, "What an account of this COS gets before domain and account overrides")
+	cosShown["sources"] = sources
+	cosShown["version"] = version
+	cosShown["updated_at"] = oaDateTime("")
+	cosCreate := cosSettings("")
+	cosCreate["name"] = oaString("1-64 characters of a-z, 0-9, '.', '_', '-'; any case, stored lower-case")
+	cosCreate["features"] = features
+	cosPatch := cosSettings("; null inherits the global setting")
+	cosPatch["description"] = oaNullable(oaString("null empties it"))
+	cosPatch["name"] = oaString("The current name; a COS cannot be renamed")
+	cosPatch["features"] = oaNullable(oaMap(oaNullable(oaBool("")), "Merged into the current features; a feature sent as null is removed, null removes all"))
+
+	limits := func(patch bool) oaSchema {
+		n := func(s oaSchema) oaSchema {
+			if patch {
+				return oaNullable(s)
+			}
+			return s
+		}
+		return oaSchema{
+			"domain_quota_bytes":  oaNullable(quota("Limit of the whole domain; 0 = none; null inherits the global setting")),
+			"account_quota_bytes": oaNullable(quota("Default limit of new accounts; 0 = none; null inherits the global setting")),
+			"warn_percent":        oaNullable(percent("null inherits the global setting")),
+			"warn_recipient":      n(oaString("Who gets warnings besides the account")),
+			"max_accounts":        n(quota("0 = no limit")),
+		}
+	}
+	authInput := func() oaSchema {
+		return oaClosed(nil, oaSchema{
+			"mechanism":     oaEnum("", oaMechanisms...),
+			"ldap_url":      oaString(""),
+			"bind_dn":       oaString(""),
+			"bind_password": oaSchema{"type": "string", "writeOnly": true, "description": "Stored encrypted, never returned"},
+			"search_base":   oaString(""),
+			"search_filter": oaString(""),
+		})
+	}
+	domainSettings := func(patch bool) oaSchema {
+		n := func(s oaSchema) oaSchema {
+			if patch {
+				return oaNullable(s)
+			}
+			return s
+		}
+		p := oaSchema{
+			"description":     n(oaString("")),
+			"time_zone":       oaNullable(oaString("null inherits the global setting")),
+			"public_protocol": oaNullable(oaEnum("null inherits the global setting", oaProtocols...)),
+			"spam_relay_host": oaNullable(oaString("null inherits the global setting")),
+			"default_cos":     oaNullable(oaString("Must exist; null inherits the global setting")),
+			"status":          oaEnum("", oaDomainStatuses...),
+			"auth":            authInput(),
+			"limits":          oaClosed(nil, limits(patch)),
+		}
+		return p
+	}
+	domainCreate := domainSettings(false)
+	domainCreate["name"] = oaString("Domain name; Unicode accepted, stored as IDNA A-labels")
+
+	accountShown := oaSchema{
+		"address":          oaString("Lower-case address, domain in A-labels"),
+		"unicode_address":  oaString(""),
+		"local_part":       oaString(""),
+		"domain":           oaString(""),
+		"display_name":     oaString(""),
+		"cos":              oaNullable(oaString("null: the domain's default COS, else the global one")),
+		"status":           oaEnum("", oaAccountStatuses...),
+		"mail_quota_bytes": oaNullable(quota("null: inherited")),
+		"global_admin":     oaBool(""),
+		"domain_admin":     oaBool(""),
+		"attributes":       oaMap(oaString(""), ""),
+		"aliases":          oaArray(oaString("")),
+		"has_password":     oaBool("Whether a local password is set; the password itself is never returned"),
+		"effective":        oaMap(oaSchema{}, "Settings in force"),
+		"sources":          sources,
+		"version":          version,
+		"created_at":       oaDateTime(""),
+		"updated_at":       oaDateTime(""),
+	}
+	secret := func(desc string) oaSchema {
+		return oaSchema{"type": "string", "writeOnly": true, "description": desc}
+	}
+	accountCreate := oaSchema{
+		"address":          oaString("Full address in the domain (or local_part)"),
+		"local_part":       oaString(""),
+		"display_name":     oaString(""),
+		"password":         secret("Optional; no password: no login until one is set"),
+		"password_hash":    secret("Existing hash from a migration: PHC argon2id, bcrypt, {SSHA}, {SSHA512}"),
+		"cos":              oaString("Must exist"),
+		"status":           oaEnum("", oaAccountStatuses...),
+		"mail_quota_bytes": quota("0 = none"),
+		"global_admin":     oaBool(""),
+		"domain_admin":     oaBool(""),
+		"attributes":       oaMap(oaString(""), ""),
+	}
+	accountPatch := oaSchema{
+		"display_name":     oaNullable(oaString("")),
+		"password":         secret(""),
+		"password_hash":    secret(""),
+		"cos":              oaNullable(oaString("null: the domain's default again")),
+		"status":           oaEnum("", oaAccountStatuses...),
+		"mail_quota_bytes": oaNullable(quota("null: inherited again")),
+		"global_admin":     oaBool(""),
+		"domain_admin":     oaBool(""),
+		"attributes":       oaNullable(oaMap(oaString(""), "Replaces the attributes")),
+	}
+
+	return oaSchema{
+		"Problem": oaSchema{
+			"type":        "object",
+			"description": "RFC 9457 problem details",
+			"required":    []string{"type", "title", "status"},
+			"properties": oaSchema{
+				"type":        oaString("Stable problem type, e.g. /problems/validation"),
+				"title":       oaString(""),
+				"status":      oaInteger(""),
+				"detail":      oaString(""),
+				"errors":      oaArray(oaSchemaRef("FieldError")),
+				"users":       oaArray(oaString("For in-use: what still uses the object")),
+				"retry_after": oaInteger("For rate-limited: seconds to wait"),
+			},
+		},
+		"FieldError":      oaObject([]string{"field", "message"}, oaSchema{"field": oaString("API name, dotted for nested members"), "message": oaString("")}),
+		"Health":          oaObject([]string{"status"}, oaSchema{"status": oaString("")}),
+		"Readiness":       oaObject([]string{"status"}, oaSchema{"status": oaString(""), "checks": oaMap(oaString(""), "Detail per check")}),
+		"Metrics":         oaString("Prometheus text exposition format"),
+		"OpenAPIDocument": oaSchema{"type": "object", "description": "An OpenAPI 3.1 document"},
+		"LoginRequest":    oaClosed([]string{"email", "password"}, oaSchema{"email": oaString(""), "password": secret("")}),
+		"LoginResponse": oaObject([]string{"token", "expires_at", "session_id"}, oaSchema{
+			"token": oaString("Bearer token, shown once"), "expires_at": oaDateTime(""), "session_id": oaString(""),
+		}),
+		"Config":      oaObject(configRequired, configShown),
+		"ConfigPatch": oaClosed(nil, configProps(true)),
+		"COS": oaObject([]string{"name", "description", "mail_quota_bytes", "quota_warn_percent", "features",
+			"password_min_length", "session_lifetime_seconds", "effective", "sources", "version", "updated_at"}, cosShown),
+		"COSCreate": oaClosed([]string{"name"}, cosCreate),
+		"COSPatch":  oaClosed(nil, cosPatch),
+		"COSPage":   oaPage("COS"),
+		"Domain": oaObject([]string{"name", "unicode_name", "status", "auth", "limits", "effective", "sources", "counts", "version"}, oaSchema{
+			"name":            oaString("A-label form"),
+			"unicode_name":    oaString(""),
+			"description":     oaString(""),
+			"time_zone":       oaNullable(oaString("Own setting; null: inherited (see effective)")),
+			"public_protocol": oaNullable(oaEnum("", oaProtocols...)),
+			"spam_relay_host": oaNullable(oaString("")),
+			"default_cos":     oaNullable(oaString("")),
+			"status":          oaEnum("", oaDomainStatuses...),
+			"auth": oaObject([]string{"mechanism", "has_bind_password"}, oaSchema{
+				"mechanism": oaEnum("", oaMechanisms...), "ldap_url": oaString(""), "bind_dn": oaString(""),
+				"has_bind_password": oaBool(""), "search_base": oaString(""), "search_filter": oaString(""),
+			}),
+			"limits":    oaObject(nil, limits(false)),
+			"effective": oaMap(oaSchema{}, "Settings in force"),
+			"sources":   sources,
+			"counts": oaObject([]string{"accounts", "lists", "resources", "aliases"}, oaSchema{
+				"accounts": oaInteger(""), "lists": oaInteger(""), "resources": oaInteger(""), "aliases": oaInteger(""),
+			}),
+			"version":    version,
+			"created_at": oaDateTime(""),
+			"updated_at": oaDateTime(""),
+		}),
+		"DomainCreate":  oaClosed([]string{"name"}, domainCreate),
+		"DomainPatch":   oaClosed(nil, domainSettings(true)),
+		"DomainPage":    oaPage("Domain"),
+		"Account":       oaObject([]string{"address", "status", "effective", "sources", "version"}, accountShown),
+		"AccountCreate": oaClosed(nil, accountCreate),
+		"AccountPatch":  oaClosed(nil, accountPatch),
+		"AccountPage":   oaPage("Account"),
+		"AliasRequest":  oaClosed([]string{"alias"}, oaSchema{"alias": oaString("Address in a domain the caller administers")}),
+		"Session": oaObject([]string{"id", "created_at", "expires_at"}, oaSchema{
+			"id": oaString(""), "created_at": oaDateTime(""), "last_seen_at": oaDateTime(""), "expires_at": oaDateTime(""),
+			"ip": oaString(""), "user_agent": oaString(""), "current": oaBool("The session of the token making this request"),
+		}),
+		"SessionList": oaPage("Session"),
+	}
+}
+
+// openAPIDocument builds the document from apiRoutes.
+func openAPIDocument() oaSchema {
+	paths := oaSchema{}
+	for _, rt := range apiRoutes {
+		p := pathParamRE.ReplaceAllString(rt.Path, "{$1}")
+		item, _ := paths[p].(oaSchema)
+		if item == nil {
+			item = oaSchema{}
+			paths[p] = item
+		}
+		item[strings.ToLower(rt.Method)] = rt.operation()
+	}
+	responses := oaSchema{}
+	for _, pr := range problemResponses {
+		responses[pr.name] = oaSchema{"description": pr.description, "content": oaSchema{
+			"application/problem+json": oaSchema{"schema": oaSchemaRef("Problem")}}}
+	}
+	parameters := oaSchema{
+		"IfMatch": oaSchema{"name": "If-Match", "in": "header", "required": false,
+			"description": `An ETag this API returned, e.g. "3": the write applies only at that version (412 otherwise)`,
+			"schema":      oaString("")},
+		"IdempotencyKey": oaSchema{"name": "Idempotency-Key", "in": "header", "required": false,
+			"description": "A repeat with the same key returns the first response and changes nothing; the same key with another request is 422",
+			"schema":      oaSchema{"type": "string", "maxLength": 255}},
+	}
+	for q, p := range openAPIQueryParams {
+		param := oaSchema{"name": q, "in": "query", "required": false}
+		for k, v := range p {
+			param[k] = v
+		}
+		parameters[openAPIParamName(q)] = param
+	}
+	return oaSchema{
+		"openapi": "3.1.0",
+		"info": oaSchema{
+			"title":       "mailplane admin API",
+			"version":     "1",
+			"description": "Admin API of the mailplane control plane. Objects are addressed by name; every object read returns version and an ETag; writes take If-Match; POSTs take Idempotency-Key; errors are application/problem+json (RFC 9457).",
+		},
+		"tags": []oaSchema{
+			{"name": tagService}, {"name": tagAuth}, {"name": tagConfig}, {"name": tagCOS},
+			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions},
+		},
+		"security": []oaSchema{{"bearer": []string{}}},
+		"paths":    paths,
+		"components": oaSchema{
+			"securitySchemes": oaSchema{"bearer": oaSchema{"type": "http", "scheme": "bearer",
+				"description": "Token from POST /api/v1/auth/login"}},
+			"schemas":    openAPISchemas(),
+			"responses":  responses,
+			"parameters": parameters,
+			"headers": oaSchema{
+				"ETag":               oaSchema{"description": "The object's version, for If-Match", "schema": oaString("")},
+				"Location":           oaSchema{"description": "Path of the created object", "schema": oaString("")},
+				"IdempotentReplayed": oaSchema{"description": "true when this is the stored response of an earlier request with the same Idempotency-Key", "schema": oaString("")},
+			},
+		},
+	}
+}
+
+// openAPIJSON is the document, built once.
+var openAPIJSON = sync.OnceValue(func() []byte {
+	b, err := json.MarshalIndent(openAPIDocument(), "", "  ")
+	if err != nil {
+		panic(fmt.Sprintf("openapi: %v", err)) // plain data: only a programming error gets here
+	}
+	return append(b, '\n')
+})
+
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(openAPIJSON())
+}
