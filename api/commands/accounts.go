@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,9 +27,10 @@ type Credentials struct {
 
 // CreateAccount creates (or re-creates) an account.
 func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.CreateAccount, cred Credentials) (Outcome, error) {
-	secret, err := s.sealCredentials(ctx, cmd.Address, cmd.COS, cred)
-	if err != nil {
-		return Outcome{}, err
+	// A bad password is reported together with the other bad fields (below), not alone.
+	secret, credErr := s.sealCredentials(ctx, cmd.Address, cmd.COS, cred)
+	if credErr != nil && !isValidation(credErr) {
+		return Outcome{}, credErr
 	}
 	cmd.PasswordSecret = secret
 	if cmd.At.IsZero() {
@@ -58,7 +61,11 @@ func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.Cre
 					return nil, err
 				}
 			}
-			return a.Decide(cmd)
+			events, err := a.Decide(cmd)
+			if credErr != nil {
+				return nil, withInputErrors(credErr, err)
+			}
+			return events, err
 		},
 		after: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ []domain.Event) error {
 			return s.claim(ctx, tx, a.Address, "account", domain.AccountStreamID(a.Address))
@@ -114,6 +121,81 @@ func (s *Service) UpdateAccount(ctx context.Context, req Request, addr domain.Ad
 			}
 		}
 		return a.Decide(cmd)
+	}, nil)
+}
+
+// AccountPatch is everything one PATCH of an account may change.
+type AccountPatch struct {
+	Update domain.UpdateAccount
+	// Attributes, when Update.Attributes is nil, are merged into the current attributes
+	// (RFC 7396): a nil value removes the attribute.
+	Attributes map[string]*string
+	// Credentials, when either is set, replace the password.
+	Credentials Credentials
+}
+
+// PatchAccount applies settings, attribute changes and a new password in one transaction: one
+// If-Match check, every bad field reported together, and either all of it is recorded or none.
+// The attribute merge happens on the state the append is checked against, so a concurrent
+// change of other attributes is never lost.
+func (s *Service) PatchAccount(ctx context.Context, req Request, addr domain.Address, p AccountPatch) (Outcome, error) {
+	var secret string
+	var credErr error
+	if p.Credentials.Password != nil || p.Credentials.PasswordHash != nil {
+		a, _, err := load[domain.Account](ctx, s, s.pool, domain.AccountStreamID(addr))
+		if err != nil {
+			return Outcome{}, err
+		}
+		if !a.Exists() {
+			return Outcome{}, fmt.Errorf("account %s: %w", addr, domain.ErrNotFound)
+		}
+		// The minimum length is the one of the COS the account has after this change.
+		cos := a.COS
+		switch {
+		case p.Update.COS != nil:
+			cos = p.Update.COS
+		case slices.Contains(p.Update.Clear, "cos"):
+			cos = nil
+		}
+		secret, credErr = s.sealCredentials(ctx, addr, cos, p.Credentials)
+		if credErr != nil && !isValidation(credErr) {
+			return Outcome{}, credErr
+		}
+	}
+	return s.accountCommand(ctx, req, addr, func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error) {
+		cmd := p.Update
+		if cmd.COS != nil {
+			var err error
+			if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.COS); err != nil {
+				return nil, err
+			}
+		}
+		if cmd.Attributes == nil && p.Attributes != nil {
+			merged := maps.Clone(a.Attributes)
+			if merged == nil {
+				merged = map[string]string{}
+			}
+			for k, v := range p.Attributes {
+				if v == nil {
+					delete(merged, k)
+				} else {
+					merged[k] = *v
+				}
+			}
+			cmd.Attributes = merged
+		}
+		events, err := a.Decide(cmd)
+		if credErr != nil {
+			return nil, withInputErrors(credErr, err)
+		}
+		if err != nil || secret == "" {
+			return events, err
+		}
+		more, err := a.Decide(domain.SetPassword{PasswordSecret: secret})
+		if err != nil {
+			return nil, err
+		}
+		return append(events, more...), nil
 	}, nil)
 }
 
@@ -196,6 +278,27 @@ func (s *Service) accountCommand(ctx context.Context, req Request, addr domain.A
 		},
 		after: after,
 	})
+}
+
+func isValidation(err error) bool {
+	var ve domain.ValidationError
+	return errors.As(err, &ve)
+}
+
+// withInputErrors reports the field errors found before a decision (in the credentials)
+// together with the decision's own, so that a request lists every bad field at once. A
+// missing object still answers first, as it would have without the early errors.
+func withInputErrors(early, decided error) error {
+	var ev, dv domain.ValidationError
+	switch {
+	case decided == nil:
+		return early
+	case errors.As(decided, &dv) && errors.As(early, &ev):
+		return domain.ValidationError{Errors: append(slices.Clone(ev.Errors), dv.Errors...)}
+	case errors.Is(decided, domain.ErrNotFound):
+		return decided
+	}
+	return early
 }
 
 // ErrPasswordAndHash means a request gave both a password and a password hash.
