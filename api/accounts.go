@@ -1,0 +1,602 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"mailplane/api/commands"
+	"mailplane/domain"
+	"mailplane/projections/postgres"
+)
+
+// Who may do what with accounts (API.md Conventions, and where it is silent):
+//   - A global admin may do everything.
+//   - A domain admin manages the accounts of its own domain: create (domain_admin included, never
+//     global_admin), read, change, delete, aliases, sessions. A global admin's account is the
+//     provider's: a domain admin may read it but not change it, delete it, give it aliases or end
+//     its sessions, even when it lives in the domain admin's domain (otherwise resetting its
+//     password would make the domain admin a global admin).
+//   - An ordinary account reads itself and its sessions, ends its own sessions (logging out
+//     elsewhere), and may change its own display_name and password, nothing else: its status,
+//     quota, COS, roles, attributes and aliases are its administrators' to set, and a
+//     password_hash is only for migrations. The bearer token is what proves it is itself.
+func (s *Server) routeAccounts(r *mux.Router) {
+	r.Handle("/domains/{domain}/accounts", s.handle(s.listAccounts)).Methods(http.MethodGet)
+	r.Handle("/domains/{domain}/accounts", s.handle(s.createAccount)).Methods(http.MethodPost)
+	r.Handle("/accounts/{address}", s.handle(s.getAccount)).Methods(http.MethodGet)
+	r.Handle("/accounts/{address}", s.handle(s.patchAccount)).Methods(http.MethodPatch)
+	r.Handle("/accounts/{address}", s.handle(s.deleteAccount)).Methods(http.MethodDelete)
+	r.Handle("/accounts/{address}/aliases", s.handle(s.addAlias)).Methods(http.MethodPost)
+	r.Handle("/accounts/{address}/aliases/{alias}", s.handle(s.removeAlias)).Methods(http.MethodDelete)
+}
+
+// accountStatusValues are the values ?status= and "status" accept.
+var accountStatusValues = []string{domain.StatusActive, domain.StatusLocked, domain.StatusMaintenance,
+	domain.StatusClosed, domain.StatusLockout, domain.StatusPending}
+
+// accountJSON is an account as the API shows it. Neither the password nor its hash is ever
+// shown, not even sealed: has_password says whether there is one.
+type accountJSON struct {
+	Address        string            `json:"address"`
+	UnicodeAddress string            `json:"unicode_address"`
+	LocalPart      string            `json:"local_part"`
+	Domain         string            `json:"domain"`
+	DisplayName    string            `json:"display_name"`
+	COS            *string           `json:"cos"`
+	Status         string            `json:"status"`
+	MailQuotaBytes *int64            `json:"mail_quota_bytes"`
+	GlobalAdmin    bool              `json:"global_admin"`
+	DomainAdmin    bool              `json:"domain_admin"`
+	Attributes     map[string]string `json:"attributes"`
+	Aliases        []string          `json:"aliases"`
+	HasPassword    bool              `json:"has_password"`
+	Effective      map[string]any    `json:"effective"`
+	Sources        map[string]string `json:"sources"`
+	Version        int               `json:"version"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+}
+
+// accountScope is what an account's effective values are resolved against.
+type accountScope struct {
+	global domain.GlobalConfig
+	domain domain.Domain
+	// cos holds the classes of service by name; a missing one resolves as nil.
+	cos map[string]domain.COS
+}
+
+func (sc accountScope) render(row postgres.AccountRow) accountJSON {
+	a := row.Account
+	var cos *domain.COS
+	if name, _ := domain.EffectiveCOSName(sc.global, sc.domain, a); name != "" {
+		if c, ok := sc.cos[name]; ok {
+			cos = &c
+		}
+	}
+	eff := domain.EffectiveAccount(sc.global, sc.domain, cos, a)
+	aliases := make([]string, len(a.Aliases))
+	for i, al := range a.Aliases {
+		aliases[i] = al.String()
+	}
+	attrs := a.Attributes
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	unicodeAddr := a.Address.String()
+	if _, u, err := domain.NormalizeDomainName(a.Address.Domain); err == nil {
+		unicodeAddr = a.Address.Local + "@" + u
+	}
+	return accountJSON{
+		Address: a.Address.String(), UnicodeAddress: unicodeAddr, LocalPart: a.Address.Local, Domain: a.Address.Domain,
+		DisplayName: a.DisplayName, COS: a.COS, Status: a.Status, MailQuotaBytes: a.MailQuotaBytes,
+		GlobalAdmin: a.GlobalAdmin, DomainAdmin: a.DomainAdmin, Attributes: attrs, Aliases: aliases,
+		HasPassword: a.HasPassword, Effective: eff.Values, Sources: eff.Sources,
+		Version: row.Version, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+	}
+}
+
+// scope reads the global configuration and the domain; cosNames are the classes of service to
+// load (all of them when nil).
+func (s *Server) scope(ctx context.Context, domainName string, cosNames ...string) (accountScope, error) {
+	g, _, err := s.Reads.GlobalConfig(ctx)
+	if err != nil {
+		return accountScope{}, err
+	}
+	d, err := s.Reads.Domain(ctx, domainName)
+	if err != nil {
+		return accountScope{}, err
+	}
+	sc := accountScope{global: g, domain: d.Domain, cos: map[string]domain.COS{}}
+	if cosNames == nil {
+		sc.cos, err = s.Reads.AllCOS(ctx)
+		return sc, err
+	}
+	for _, name := range cosNames {
+		c, err := s.Reads.COS(ctx, name)
+		if errors.Is(err, domain.ErrNotFound) {
+			continue // deleted, or the global default never created: its settings fall through
+		}
+		if err != nil {
+			return accountScope{}, err
+		}
+		sc.cos[name] = c.COS
+	}
+	return sc, nil
+}
+
+func (s *Server) accountView(ctx context.Context, addr domain.Address) (any, int, error) {
+	row, err := s.Reads.Account(ctx, addr.String())
+	if err != nil {
+		return nil, 0, err
+	}
+	g, _, err := s.Reads.GlobalConfig(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	d, err := s.Reads.Domain(ctx, addr.Domain)
+	if err != nil {
+		return nil, 0, err
+	}
+	name, _ := domain.EffectiveCOSName(g, d.Domain, row.Account)
+	sc, err := s.scope(ctx, addr.Domain, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	return sc.render(row), row.Version, nil
+}
+
+// pathAddress reads an address from the path; one that cannot be an address names nothing.
+func pathAddress(r *http.Request, name string) (domain.Address, error) {
+	raw := mux.Vars(r)[name]
+	a, err := domain.ParseAddress(raw)
+	if err != nil {
+		return domain.Address{}, errorf(http.StatusNotFound, "not-found", "no account %q", raw)
+	}
+	return a, nil
+}
+
+func accountPath(a domain.Address) string { return "/api/v1/accounts/" + url.PathEscape(a.String()) }
+
+// mayChange refuses changes to a global admin's account by anyone but a global admin (or the
+// account itself, within what it may change about itself). It answers 404 for a missing account.
+func (s *Server) mayChange(ctx context.Context, p commands.Principal, addr domain.Address) error {
+	row, err := s.Reads.Account(ctx, addr.String())
+	if err != nil {
+		return err
+	}
+	if row.Account.GlobalAdmin && !p.GlobalAdmin && p.Address != addr {
+		return forbidden("only a global administrator may change the account of a global administrator")
+	}
+	return nil
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) error {
+	addr, err := pathAddress(r, "address")
+	if err != nil {
+		return err
+	}
+	if err := requireSelfOrAdmin(principal(r), addr); err != nil {
+		return err
+	}
+	v, version, err := s.accountView(r.Context(), addr)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(version))
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
+	name, err := domainName(r)
+	if err != nil {
+		return err
+	}
+	if err := requireDomainAdmin(principal(r), name); err != nil {
+		return err
+	}
+	q, err := page(r)
+	if err != nil {
+		return err
+	}
+	if q.Status != "" && !slices.Contains(accountStatusValues, q.Status) {
+		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad status filter",
+			Fields: []FieldError{{Field: "status", Message: "must be one of active, locked, maintenance, closed, lockout, pending"}}}
+	}
+	sc, err := s.scope(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	limit := q.Limit
+	q.Limit++
+	rows, err := s.Reads.ListAccounts(r.Context(), name, q)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pageOf(rows, limit, func(a postgres.AccountRow) string { return a.Account.Address.String() },
+		sc.render))
+	return nil
+}
+
+// accountFields are the members a new account may have.
+var accountFields = []string{"address", "local_part", "display_name", "password", "password_hash", "cos", "status",
+	"mail_quota_bytes", "global_admin", "domain_admin", "attributes"}
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
+	name, err := domainName(r)
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	if err := requireDomainAdmin(p, name); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	// Read member by member, so that every mistyped member is reported, not just the first.
+	doc, err := parsePatch(body, accountFields...)
+	if err != nil {
+		return err
+	}
+	cmd := domain.CreateAccount{
+		COS:            patchField[string](&doc, "cos"),
+		MailQuotaBytes: patchField[int64](&doc, "mail_quota_bytes"),
+		Attributes:     deref(patchField[map[string]string](&doc, "attributes")),
+		DisplayName:    deref(patchValue[string](&doc, "display_name")),
+		Status:         deref(patchValue[string](&doc, "status")),
+		GlobalAdmin:    deref(patchValue[bool](&doc, "global_admin")),
+		DomainAdmin:    deref(patchValue[bool](&doc, "domain_admin")),
+	}
+	cred := commands.Credentials{
+		Password:     patchField[string](&doc, "password"),
+		PasswordHash: patchField[string](&doc, "password_hash"),
+	}
+	if cmd.GlobalAdmin && !p.GlobalAdmin {
+		return forbidden("only a global administrator may create a global administrator")
+	}
+	addr := newAccountAddress(&doc, name)
+	if err := doc.err(); err != nil {
+		return s.createErrors(r.Context(), name, err, cmd, cred)
+	}
+	cmd.Address = addr
+	req, err := commandRequest(r, body)
+	if err != nil {
+		return err
+	}
+	out, err := s.Commands.CreateAccount(r.Context(), req, cmd, cred)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", accountPath(addr))
+	return s.respond(w, r, req, out, http.StatusCreated, func() (any, int, error) { return s.accountView(r.Context(), addr) })
+}
+
+// newAccountAddress reads "address" or "local_part" (one of them; both only when they agree);
+// the address must be in the domain of the URL. Problems are added to doc's errors.
+func newAccountAddress(doc *patchDoc, domainName string) domain.Address {
+	full := deref(patchValue[string](doc, "address"))
+	local := deref(patchValue[string](doc, "local_part"))
+	bad := func(field, msg string) domain.Address {
+		*doc.errs = append(*doc.errs, FieldError{Field: field, Message: msg})
+		return domain.Address{}
+	}
+	if full == "" {
+		if local == "" {
+			return bad("address", "required (or local_part)")
+		}
+		a, err := domain.ParseAddress(local + "@" + domainName)
+		if err != nil {
+			return bad("local_part", firstFieldMessage(err))
+		}
+		return a
+	}
+	a, err := domain.ParseAddress(full)
+	if err != nil {
+		return bad("address", firstFieldMessage(err))
+	}
+	if a.Domain != domainName {
+		return bad("address", "must be in domain "+domainName)
+	}
+	if local != "" && strings.ToLower(local) != a.Local {
+		return bad("local_part", "does not match address")
+	}
+	return a
+}
+
+func firstFieldMessage(err error) string {
+	var ve domain.ValidationError
+	if errors.As(err, &ve) && len(ve.Errors) > 0 {
+		return ve.Errors[0].Message
+	}
+	return err.Error()
+}
+
+// createErrors answers a create whose request could not even be made into a command: the
+// domain must exist (404 first); then the members' own checks and the decision on the values
+// that did parse, checked on a stand-in address, are listed together. The password's minimum
+// length depends on the COS and is checked only once the request is otherwise well formed.
+func (s *Server) createErrors(ctx context.Context, domainName string, early error, cmd domain.CreateAccount, cred commands.Credentials) error {
+	if _, err := s.Reads.Domain(ctx, domainName); err != nil {
+		return err
+	}
+	var e *Error
+	if errors.As(early, &e) && e.Type == "validation" {
+		switch {
+		case cred.Password != nil && cred.PasswordHash != nil:
+			e.Fields = append(e.Fields, FieldError{Field: "password_hash", Message: commands.ErrPasswordAndHash.Error()})
+		case cred.PasswordHash != nil:
+			if err := commands.CheckHashFormat(*cred.PasswordHash); err != nil {
+				e.Fields = append(e.Fields, FieldError{Field: "password_hash", Message: err.Error()})
+			}
+		}
+	}
+	return s.withDecision(early, func() error {
+		c := cmd
+		c.Address = domain.Address{Local: "stand-in", Domain: domainName}
+		c.Domain = domain.Domain{Name: domainName, Status: domain.StatusActive}
+		c.At = time.Now()
+		if c.COS != nil {
+			if n, err := domain.NormalizeCOSName(*c.COS); err == nil {
+				_, err := s.Reads.COS(ctx, n)
+				c.COSExists = err == nil
+			}
+		}
+		_, err := domain.Account{}.Decide(c)
+		return err
+	})
+}
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var z T
+		return z
+	}
+	return *p
+}
+
+// accountPatchFields are the members a PATCH may carry; selfPatchFields those an ordinary
+// account may change on itself.
+var (
+	accountPatchFields = []string{"display_name", "cos", "status", "mail_quota_bytes", "global_admin", "domain_admin",
+		"attributes", "password", "password_hash"}
+	selfPatchFields = []string{"display_name", "password"}
+)
+
+// patchAccount changes an account (JSON merge patch). Members:
+//   - display_name: null → "".
+//   - cos, mail_quota_bytes: null → inherit again (the COS of the domain / the COS's quota).
+//   - status, global_admin, domain_admin: values; null → "" (refused) / false.
+//   - attributes: merged (RFC 7396): {"k": "v"} sets k, {"k": null} removes k, others stay;
+//     "attributes": null removes them all.
+//   - password or password_hash (not both, never null): a new password. It is recorded in the
+//     same transaction as the other changes, after them: the whole PATCH succeeds or nothing
+//     changes, its bad fields are reported together, and If-Match is checked once. The minimum
+//     length is that of the COS the account has after the PATCH. Other sessions stay open.
+func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
+	addr, err := pathAddress(r, "address")
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	if err := requireSelfOrAdmin(p, addr); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	doc, err := parsePatch(body, accountPatchFields...)
+	if err != nil {
+		return err
+	}
+	if !administers(p, addr.Domain) {
+		for _, f := range accountPatchFields {
+			if doc.has(f) && !slices.Contains(selfPatchFields, f) {
+				return forbidden("an account may change only its own display_name and password, not %s", f)
+			}
+		}
+	}
+	if doc.has("global_admin") && !p.GlobalAdmin {
+		return forbidden("only a global administrator may grant or revoke global_admin")
+	}
+	if err := s.mayChange(r.Context(), p, addr); err != nil {
+		return err
+	}
+	patch := commands.AccountPatch{Update: domain.UpdateAccount{
+		DisplayName:    patchValue[string](&doc, "display_name"),
+		COS:            patchField[string](&doc, "cos"),
+		Status:         patchValue[string](&doc, "status"),
+		MailQuotaBytes: patchField[int64](&doc, "mail_quota_bytes"),
+		GlobalAdmin:    patchValue[bool](&doc, "global_admin"),
+		DomainAdmin:    patchValue[bool](&doc, "domain_admin"),
+	}}
+	patch.Update.Attributes, patch.Attributes = attributesPatch(&doc)
+	for _, f := range []string{"password", "password_hash"} {
+		if raw, ok := doc.fields[f]; ok && string(raw) == "null" {
+			*doc.errs = append(*doc.errs, FieldError{Field: f, Message: "cannot be removed; set another, or lock the account"})
+		}
+	}
+	patch.Credentials = commands.Credentials{
+		Password:     patchField[string](&doc, "password"),
+		PasswordHash: patchField[string](&doc, "password_hash"),
+	}
+	for _, c := range doc.clearedNames() {
+		if c == "cos" || c == "mail_quota_bytes" {
+			patch.Update.Clear = append(patch.Update.Clear, c)
+		}
+	}
+	if err := doc.err(); err != nil {
+		return s.withDecision(err, func() error {
+			c := patch.Update
+			c.COSExists = true // whether it exists is checked once the request is well formed
+			if c.Attributes == nil && patch.Attributes != nil {
+				c.Attributes = map[string]string{}
+				for k := range patch.Attributes {
+					c.Attributes[k] = ""
+				}
+			}
+			_, err := domain.Account{Address: addr}.Decide(c)
+			return err
+		})
+	}
+	req, err := commandRequest(r, body)
+	if err != nil {
+		return err
+	}
+	out, err := s.Commands.PatchAccount(r.Context(), req, addr, patch)
+	if err != nil {
+		return err
+	}
+	return s.respond(w, r, req, out, http.StatusOK, func() (any, int, error) { return s.accountView(r.Context(), addr) })
+}
+
+// attributesPatch reads the attributes member: whole is the empty map when attributes is null
+// (remove them all); otherwise members holds each attribute's new value, nil to remove it.
+func attributesPatch(doc *patchDoc) (whole map[string]string, members map[string]*string) {
+	raw, ok := doc.fields["attributes"]
+	if !ok {
+		return nil, nil
+	}
+	if string(raw) == "null" {
+		return map[string]string{}, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		*doc.errs = append(*doc.errs, FieldError{Field: "attributes", Message: "must be an object of strings"})
+		return nil, nil
+	}
+	members = make(map[string]*string, len(fields))
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if string(fields[k]) == "null" {
+			members[k] = nil
+			continue
+		}
+		v := new(string)
+		if err := json.Unmarshal(fields[k], v); err != nil {
+			*doc.errs = append(*doc.errs, FieldError{Field: "attributes." + k, Message: "must be a string or null"})
+			continue
+		}
+		members[k] = v
+	}
+	return nil, members
+}
+
+func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) error {
+	addr, err := pathAddress(r, "address")
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	if err := requireDomainAdmin(p, addr.Domain); err != nil {
+		return err
+	}
+	if err := s.mayChange(r.Context(), p, addr); err != nil {
+		return err
+	}
+	req, err := commandRequest(r, nil)
+	if err != nil {
+		return err
+	}
+	out, err := s.Commands.DeleteAccount(r.Context(), req, addr)
+	if err != nil {
+		return err
+	}
+	return s.respond(w, r, req, out, http.StatusNoContent, nil)
+}
+
+type aliasRequest struct {
+	Alias string `json:"alias"`
+}
+
+// addAlias gives an account another address. The caller must administer both the account's
+// domain and the alias's; the alias's domain must exist (else 400 on alias).
+func (s *Server) addAlias(w http.ResponseWriter, r *http.Request) error {
+	addr, err := pathAddress(r, "address")
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	if err := requireDomainAdmin(p, addr.Domain); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in aliasRequest
+	if err := decodeBytes(body, &in); err != nil {
+		return err
+	}
+	invalid := func(msg string) error {
+		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "the request has invalid fields",
+			Fields: []FieldError{{Field: "alias", Message: msg}}}
+	}
+	if in.Alias == "" {
+		return invalid("required")
+	}
+	alias, err := domain.ParseAddress(in.Alias)
+	if err != nil {
+		return invalid(firstFieldMessage(err))
+	}
+	if err := requireDomainAdmin(p, alias.Domain); err != nil {
+		return err
+	}
+	if err := s.mayChange(r.Context(), p, addr); err != nil {
+		return err
+	}
+	if _, err := s.Reads.Domain(r.Context(), alias.Domain); errors.Is(err, domain.ErrNotFound) {
+		return invalid("domain " + alias.Domain + " does not exist")
+	} else if err != nil {
+		return err
+	}
+	req, err := commandRequest(r, body)
+	if err != nil {
+		return err
+	}
+	out, err := s.Commands.AddAlias(r.Context(), req, addr, alias)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", accountPath(addr)+"/aliases/"+url.PathEscape(alias.String()))
+	return s.respond(w, r, req, out, http.StatusCreated, func() (any, int, error) { return s.accountView(r.Context(), addr) })
+}
+
+// removeAlias takes an alias away; administering the account's domain is enough, wherever the
+// alias lives.
+func (s *Server) removeAlias(w http.ResponseWriter, r *http.Request) error {
+	addr, err := pathAddress(r, "address")
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	if err := requireDomainAdmin(p, addr.Domain); err != nil {
+		return err
+	}
+	alias, err := domain.ParseAddress(mux.Vars(r)["alias"])
+	if err != nil {
+		return errorf(http.StatusNotFound, "not-found", "no alias %q", mux.Vars(r)["alias"])
+	}
+	if err := s.mayChange(r.Context(), p, addr); err != nil {
+		return err
+	}
+	req, err := commandRequest(r, nil)
+	if err != nil {
+		return err
+	}
+	out, err := s.Commands.RemoveAlias(r.Context(), req, addr, alias)
+	if err != nil {
+		return err
+	}
+	return s.respond(w, r, req, out, http.StatusNoContent, nil)
+}
