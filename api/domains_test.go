@@ -211,3 +211,12 @@ func TestListDomainsPaginates(t *testing.T) {
 	e.Do(t, http.MethodGet, "/api/v1/domains?limit=0", e.AdminToken, nil).Problem(t, http.StatusBadRequest)
 	e.Do(t, http.MethodGet, "/api/v1/domains?cursor=***", e.AdminToken, nil).Problem(t, http.StatusBadRequest)
 }
+
+func TestUnknownPathsAndMethodsAreProblems(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t)
+	e.Do(t, http.MethodDelete, "/api/v1/config", e.AdminToken, nil).Problem(t, http.StatusMethodNotAllowed)
+	e.Do(t, http.MethodPut, "/api/v1/domains", e.AdminToken, nil).Problem(t, http.StatusMethodNotAllowed)
+	e.Do(t, http.MethodGet, "/api/v1/nothing-here", e.AdminToken, nil).Problem(t, http.StatusNotFound)
+	e.Do(t, http.MethodGet, "/nothing-here", "", nil).Problem(t, http.StatusNotFound)
+}

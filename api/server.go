@@ -6,6 +6,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -60,12 +61,7 @@ func NewServer(deps Deps, cfg Config) *Server {
 	}
 	s := &Server{Deps: deps, cfg: cfg}
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, errorf(http.StatusNotFound, "not-found", "no such endpoint: %s", r.URL.Path))
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, errorf(http.StatusMethodNotAllowed, "method-not-allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
-	})
+	s.problems(r)
 	r.Use(s.recoverer, s.limits)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
@@ -79,6 +75,7 @@ func NewServer(deps Deps, cfg Config) *Server {
 
 	authed := v1.NewRoute().Subrouter()
 	authed.Use(s.authenticate)
+	s.problems(authed)
 	s.routeConfig(authed)
 	s.routeCOS(authed)
 	s.routeDomains(authed)
@@ -86,6 +83,33 @@ func NewServer(deps Deps, cfg Config) *Server {
 	s.routeSessions(authed)
 	s.router = r
 	return s
+}
+
+// problems answers unknown paths and methods with problem+json. gorilla/mux does not fall back
+// to a parent's handlers, so the innermost catch-all subrouter needs them too; and since mux
+// reports a wrong method as "not found" when a path has one route per method, the not-found
+// handler itself checks whether another method would have matched (405 with Allow).
+func (s *Server) problems(r *mux.Router) {
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			probe := req.Clone(req.Context())
+			probe.Method = m
+			var match mux.RouteMatch
+			if m != req.Method && s.router.Match(probe, &match) && match.MatchErr == nil {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeProblem(w, errorf(http.StatusMethodNotAllowed, "method-not-allowed", "%s is not allowed on %s", req.Method, req.URL.Path))
+			return
+		}
+		writeProblem(w, errorf(http.StatusNotFound, "not-found", "no such endpoint: %s", req.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeProblem(w, errorf(http.StatusMethodNotAllowed, "method-not-allowed", "%s is not allowed on %s", req.Method, req.URL.Path))
+	})
 }
 
 // Handler returns the HTTP handler.

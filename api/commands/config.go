@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,9 +17,15 @@ func (s *Service) UpdateGlobalConfig(ctx context.Context, req Request, cmd domai
 	return run(ctx, s, req, step[domain.GlobalConfig]{
 		stream: configStream,
 		decide: func(ctx context.Context, tx pgx.Tx, g domain.GlobalConfig, _ int) ([]domain.Event, error) {
-			if cmd.DefaultCOS != nil {
+			// Clearing default_cos goes back to the built-in default, which must exist too.
+			target := cmd.DefaultCOS
+			if target == nil && slices.Contains(cmd.Clear, "default_cos") {
+				name := domain.DefaultCOSName
+				target = &name
+			}
+			if target != nil {
 				var err error
-				if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.DefaultCOS); err != nil {
+				if cmd.COSExists, err = s.cosExists(ctx, tx, *target); err != nil {
 					return nil, err
 				}
 			}

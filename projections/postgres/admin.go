@@ -112,10 +112,13 @@ func projectCOS(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev d
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO rm_cos (name, version, deleted, state, updated_at) VALUES ($1, $2, $3, $4, $5)
+	// A COS created again after a delete starts a new life: its created_at moves.
+	_, recreated := ev.(domain.COSCreated)
+	_, err = tx.Exec(ctx, `INSERT INTO rm_cos (name, version, deleted, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
 		ON CONFLICT (name) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
-			state = excluded.state, updated_at = excluded.updated_at
-		WHERE rm_cos.version < excluded.version`, name, e.Version, !c.Exists(), state, e.RecordedAt)
+			state = excluded.state, updated_at = excluded.updated_at,
+			created_at = CASE WHEN $6 THEN excluded.created_at ELSE rm_cos.created_at END
+		WHERE rm_cos.version < excluded.version`, name, e.Version, !c.Exists(), state, e.RecordedAt, recreated)
 	return err
 }
 

@@ -130,17 +130,16 @@ func (r *ReadModel) AllCOS(ctx context.Context) (map[string]domain.COS, error) {
 }
 
 func (r *ReadModel) cos(ctx context.Context, where string, args ...any) ([]COSRow, error) {
-	rows, err := r.db.Query(ctx, `SELECT version, state, updated_at FROM rm_cos `+where, args...)
+	rows, err := r.db.Query(ctx, `SELECT version, state, created_at, updated_at FROM rm_cos `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read model: cos: %w", err)
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (COSRow, error) {
 		var c COSRow
 		var raw []byte
-		if err := row.Scan(&c.Version, &raw, &c.UpdatedAt); err != nil {
+		if err := row.Scan(&c.Version, &raw, &c.CreatedAt, &c.UpdatedAt); err != nil {
 			return c, err
 		}
-		c.CreatedAt = c.UpdatedAt
 		c.COS, err = decode[domain.COS](raw, "cos")
 		return c, err
 	})
