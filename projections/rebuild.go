@@ -35,7 +35,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Resetter) error {
 	if !held {
 		return fmt.Errorf("%w: %s", ErrRunning, p.Name())
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey(p.Name())) }()
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey(p.Name()))
+	}()
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := p.Reset(ctx, tx); err != nil {
 			return fmt.Errorf("projections: reset %s: %w", p.Name(), err)

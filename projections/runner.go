@@ -214,7 +214,9 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 	}
 	// Unlock explicitly: the server drops a closed session's locks only a moment later, and a
 	// rebuild or another process should not have to wait for that.
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey(p.Name())) }()
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey(p.Name()))
+	}()
 
 	if err := ensureCheckpoint(ctx, r.pool, p.Name()); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
