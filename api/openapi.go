@@ -558,7 +558,7 @@ func openAPISchemas() oaSchema {
 		"mail_quota_bytes": oaNullable(quota("null: inherited again")),
 		"global_admin":     oaBool(""),
 		"domain_admin":     oaBool(""),
-		"attributes":       oaNullable(oaMap(oaString(""), "Replaces the attributes")),
+		"attributes":       oaNullable(oaMap(oaString(""), "Merge patch: a key set to null is removed, \"attributes\": null removes all")),
 	}
 
 	return oaSchema{
