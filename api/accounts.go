@@ -111,11 +111,11 @@ func (s *Server) scope(ctx context.Context, domainName string, cosNames ...strin
 	if err != nil {
 		return accountScope{}, err
 	}
-	d, err := s.Reads.Domain(ctx, domainName)
+	d, err := s.Reads.DomainSettings(ctx, domainName)
 	if err != nil {
 		return accountScope{}, err
 	}
-	sc := accountScope{global: g, domain: d.Domain, cos: map[string]domain.COS{}}
+	sc := accountScope{global: g, domain: d, cos: map[string]domain.COS{}}
 	if cosNames == nil {
 		sc.cos, err = s.Reads.AllCOS(ctx)
 		return sc, err
@@ -138,17 +138,16 @@ func (s *Server) accountView(ctx context.Context, addr domain.Address) (any, int
 	if err != nil {
 		return nil, 0, err
 	}
-	g, _, err := s.Reads.GlobalConfig(ctx)
+	sc, err := s.scope(ctx, addr.Domain, []string{}...) // the one COS it uses is read below
 	if err != nil {
 		return nil, 0, err
 	}
-	d, err := s.Reads.Domain(ctx, addr.Domain)
-	if err != nil {
-		return nil, 0, err
-	}
-	name, _ := domain.EffectiveCOSName(g, d.Domain, row.Account)
-	sc, err := s.scope(ctx, addr.Domain, name)
-	if err != nil {
+	name, _ := domain.EffectiveCOSName(sc.global, sc.domain, row.Account)
+	c, err := s.Reads.COS(ctx, name)
+	switch {
+	case err == nil:
+		sc.cos[name] = c.COS
+	case !errors.Is(err, domain.ErrNotFound):
 		return nil, 0, err
 	}
 	return sc.render(row), row.Version, nil
@@ -327,7 +326,7 @@ func firstFieldMessage(err error) string {
 // that did parse, checked on a stand-in address, are listed together. The password's minimum
 // length depends on the COS and is checked only once the request is otherwise well formed.
 func (s *Server) createErrors(ctx context.Context, domainName string, early error, cmd domain.CreateAccount, cred commands.Credentials) error {
-	if _, err := s.Reads.Domain(ctx, domainName); err != nil {
+	if _, err := s.Reads.DomainSettings(ctx, domainName); err != nil {
 		return err
 	}
 	var e *Error
@@ -555,7 +554,7 @@ func (s *Server) addAlias(w http.ResponseWriter, r *http.Request) error {
 	if err := s.mayChange(r.Context(), p, addr); err != nil {
 		return err
 	}
-	if _, err := s.Reads.Domain(r.Context(), alias.Domain); errors.Is(err, domain.ErrNotFound) {
+	if _, err := s.Reads.DomainSettings(r.Context(), alias.Domain); errors.Is(err, domain.ErrNotFound) {
 		return invalid("domain " + alias.Domain + " does not exist")
 	} else if err != nil {
 		return err

@@ -157,6 +157,20 @@ func (r *ReadModel) Domain(ctx context.Context, name string) (DomainRow, error) 
 	return rows[0], nil
 }
 
+// DomainSettings returns a domain's state without counting its objects (cheap), or
+// domain.ErrNotFound.
+func (r *ReadModel) DomainSettings(ctx context.Context, name string) (domain.Domain, error) {
+	var raw []byte
+	err := r.db.QueryRow(ctx, `SELECT state FROM rm_domains WHERE name = $1`, name).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Domain{}, fmt.Errorf("domain %q: %w", name, domain.ErrNotFound)
+	}
+	if err != nil {
+		return domain.Domain{}, fmt.Errorf("read model: domain: %w", err)
+	}
+	return decode[domain.Domain](raw, "domain")
+}
+
 // ListDomains returns a page of domains ordered by name.
 func (r *ReadModel) ListDomains(ctx context.Context, q ListQuery) ([]DomainRow, error) {
 	return r.domains(ctx, `WHERE d.name > $1 AND ($2 = '' OR d.status = $2)
