@@ -167,8 +167,11 @@ func accountPath(a domain.Address) string { return "/api/v1/accounts/" + url.Pat
 
 // mayChange refuses changes to a global admin's account by anyone but a global admin (or the
 // account itself, within what it may change about itself). It answers 404 for a missing account.
-func (s *Server) mayChange(ctx context.Context, p commands.Principal, addr domain.Address) error {
-	row, err := s.Reads.Account(ctx, addr.String())
+func (s *Server) mayChange(r *http.Request, p commands.Principal, addr domain.Address) error {
+	if err := s.catchUp(r, domain.AccountStreamID(addr)); err != nil {
+		return err
+	}
+	row, err := s.Reads.Account(r.Context(), addr.String())
 	if err != nil {
 		return err
 	}
@@ -178,12 +181,41 @@ func (s *Server) mayChange(ctx context.Context, p commands.Principal, addr domai
 	return nil
 }
 
+// written renders an account as the command that changed it left it, without waiting for the
+// read model; a replayed request (which returns no account) reads the read model instead.
+func (s *Server) written(r *http.Request, out commands.Outcome, addr domain.Address) func() (any, int, error) {
+	return func() (any, int, error) {
+		v := out.Account
+		if v == nil {
+			if err := s.catchUp(r, domain.AccountStreamID(addr)); err != nil {
+				return nil, 0, err
+			}
+			return s.accountView(r.Context(), addr)
+		}
+		sc := accountScope{global: v.Global, domain: v.Domain, cos: map[string]domain.COS{}}
+		if v.COS != nil {
+			sc.cos[v.COS.Name] = *v.COS
+		}
+		row := postgres.AccountRow{Account: v.Account, Row: postgres.Row{Version: v.Version, CreatedAt: v.Account.CreatedAt, UpdatedAt: out.At}}
+		if out.At.IsZero() {
+			row.UpdatedAt = v.Account.CreatedAt // nothing changed: the read model's time is not known here
+			if cur, err := s.Reads.Account(r.Context(), addr.String()); err == nil {
+				row.UpdatedAt = cur.UpdatedAt
+			}
+		}
+		return sc.render(row), v.Version, nil
+	}
+}
+
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) error {
 	addr, err := pathAddress(r, "address")
 	if err != nil {
 		return err
 	}
 	if err := requireSelfOrAdmin(principal(r), addr); err != nil {
+		return err
+	}
+	if err := s.catchUp(r, domain.AccountStreamID(addr)); err != nil {
 		return err
 	}
 	v, version, err := s.accountView(r.Context(), addr)
@@ -210,6 +242,9 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
 	if q.Status != "" && !slices.Contains(accountStatusValues, q.Status) {
 		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad status filter",
 			Fields: []FieldError{{Field: "status", Message: "must be one of active, locked, maintenance, closed, lockout, pending"}}}
+	}
+	if err := s.catchUp(r, ""); err != nil {
+		return err
 	}
 	sc, err := s.scope(r.Context(), name)
 	if err != nil {
@@ -278,7 +313,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", accountPath(addr))
-	return s.respond(w, r, req, out, http.StatusCreated, func() (any, int, error) { return s.accountView(r.Context(), addr) })
+	return s.respondNow(w, r, req, out, http.StatusCreated, s.written(r, out, addr))
 }
 
 // newAccountAddress reads "address" or "local_part" (one of them; both only when they agree);
@@ -409,7 +444,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 	if doc.has("global_admin") && !p.GlobalAdmin {
 		return forbidden("only a global administrator may grant or revoke global_admin")
 	}
-	if err := s.mayChange(r.Context(), p, addr); err != nil {
+	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
 	patch := commands.AccountPatch{Update: domain.UpdateAccount{
@@ -457,7 +492,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.respond(w, r, req, out, http.StatusOK, func() (any, int, error) { return s.accountView(r.Context(), addr) })
+	return s.respondNow(w, r, req, out, http.StatusOK, s.written(r, out, addr))
 }
 
 // attributesPatch reads the attributes member: whole is the empty map when attributes is null
@@ -500,7 +535,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(p, addr.Domain); err != nil {
 		return err
 	}
-	if err := s.mayChange(r.Context(), p, addr); err != nil {
+	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
 	req, err := commandRequest(r, nil)
@@ -511,7 +546,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.respond(w, r, req, out, http.StatusNoContent, nil)
+	return s.respondNow(w, r, req, out, http.StatusNoContent, nil)
 }
 
 type aliasRequest struct {
@@ -551,7 +586,7 @@ func (s *Server) addAlias(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(p, alias.Domain); err != nil {
 		return err
 	}
-	if err := s.mayChange(r.Context(), p, addr); err != nil {
+	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
 	if _, err := s.Reads.DomainSettings(r.Context(), alias.Domain); errors.Is(err, domain.ErrNotFound) {
@@ -568,7 +603,7 @@ func (s *Server) addAlias(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", accountPath(addr)+"/aliases/"+url.PathEscape(alias.String()))
-	return s.respond(w, r, req, out, http.StatusCreated, func() (any, int, error) { return s.accountView(r.Context(), addr) })
+	return s.respondNow(w, r, req, out, http.StatusCreated, s.written(r, out, addr))
 }
 
 // removeAlias takes an alias away; administering the account's domain is enough, wherever the
@@ -586,7 +621,7 @@ func (s *Server) removeAlias(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusNotFound, "not-found", "no alias %q", mux.Vars(r)["alias"])
 	}
-	if err := s.mayChange(r.Context(), p, addr); err != nil {
+	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
 	req, err := commandRequest(r, nil)
@@ -597,5 +632,5 @@ func (s *Server) removeAlias(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.respond(w, r, req, out, http.StatusNoContent, nil)
+	return s.respondNow(w, r, req, out, http.StatusNoContent, nil)
 }

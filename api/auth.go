@@ -35,7 +35,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, out); err != nil {
+	if err := s.waitFor(r, out.Position); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")

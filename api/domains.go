@@ -112,6 +112,9 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.catchUp(r, ""); err != nil {
+		return err
+	}
 	if !p.GlobalAdmin {
 		// A domain admin sees the one domain it administers.
 		if !p.DomainAdmin {
@@ -149,6 +152,10 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := requireDomainAdmin(principal(r), name); err != nil {
+		return err
+	}
+	// Its counts depend on every stream in it: see everything committed before this request.
+	if err := s.catchUp(r, ""); err != nil {
 		return err
 	}
 	v, version, err := s.domainView(r.Context(), name)

@@ -74,6 +74,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		p, err := s.Commands.Authenticate(r.Context(), strings.TrimSpace(token))
+		var stale *commands.StaleError
+		if errors.As(err, &stale) {
+			// The account or its domain just changed: decide on its new state, not the old one.
+			if err = s.waitFor(r, stale.Position); err == nil {
+				p, err = s.Commands.Authenticate(r.Context(), strings.TrimSpace(token))
+			}
+		}
 		if err != nil {
 			if errors.Is(err, commands.ErrUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="mailplane", error="invalid_token"`)

@@ -116,11 +116,23 @@ func commandRequest(r *http.Request, body []byte) (commands.Request, error) {
 	return commands.Request{Meta: meta, IfMatch: v}, nil
 }
 
-// respond finishes a write: it replays the first response of a repeated idempotent request;
-// otherwise it waits until the read models show the write (read-your-writes), renders the
-// object, answers, and remembers the answer for the idempotency key.
+// respond finishes a write whose answer is rendered from the read models: it replays the first
+// response of a repeated idempotent request; otherwise it waits until the read models show the
+// write (read-your-writes), renders, answers, and remembers the answer for the idempotency key.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, req commands.Request, out commands.Outcome,
 	status int, render func() (any, int, error)) error {
+	return s.finish(w, r, req, out, status, render, true)
+}
+
+// respondNow finishes a write whose answer is rendered from what the command itself returned,
+// so it need not wait for the read models (reads wait instead: see catchUp).
+func (s *Server) respondNow(w http.ResponseWriter, r *http.Request, req commands.Request, out commands.Outcome,
+	status int, render func() (any, int, error)) error {
+	return s.finish(w, r, req, out, status, render, false)
+}
+
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, req commands.Request, out commands.Outcome,
+	status int, render func() (any, int, error), wait bool) error {
 	if out.Replayed && out.Record.ResponseStatus != 0 {
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.Header().Set("Content-Type", "application/json")
@@ -128,8 +140,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req commands.Re
 		_, _ = w.Write(out.Record.ResponseBody)
 		return nil
 	}
-	if err := s.waitFor(r, out); err != nil {
-		return err
+	if wait && out.Appended() {
+		if err := s.waitFor(r, out.Position); err != nil {
+			return err
+		}
 	}
 	var body []byte
 	if render != nil {
@@ -163,19 +177,39 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req commands.Re
 	return nil
 }
 
-// waitFor waits, within a bound, until the read models have caught up with what out appended.
-func (s *Server) waitFor(r *http.Request, out commands.Outcome) error {
-	if !out.Appended() || s.Waiter == nil {
+// waitFor waits, within a bound, until the read models have caught up with pos.
+func (s *Server) waitFor(r *http.Request, pos eventstore.Position) error {
+	if s.Waiter == nil || pos == (eventstore.Position{}) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesTimeout)
 	defer cancel()
-	if err := s.Waiter.Wait(ctx, out.Position); err != nil {
+	if err := s.Waiter.Wait(ctx, pos); err != nil {
 		// The write is safe; only the read behind it is late. Say so rather than show stale data.
 		return &Error{Status: http.StatusServiceUnavailable, Type: "read-model-behind", RetryAfter: 1,
-			Detail: "the change was saved, but the read models have not caught up yet; read it again shortly", Internal: err}
+			Detail: "the read models have not caught up with the latest changes yet; read again shortly", Internal: err}
 	}
 	return nil
+}
+
+// catchUp makes a read see every write committed before it began, whoever made it: it waits,
+// within a bound, until the read models hold the stream's last event (every stream's, for
+// streamID ""). A reader that just wrote therefore always reads its write, on any process.
+func (s *Server) catchUp(r *http.Request, streamID string) error {
+	if s.Waiter == nil {
+		return nil
+	}
+	var pos eventstore.Position
+	var err error
+	if streamID == "" {
+		pos, err = s.Store.Head(r.Context())
+	} else {
+		_, pos, err = s.Store.StreamHead(r.Context(), streamID)
+	}
+	if err != nil {
+		return err
+	}
+	return s.waitFor(r, pos)
 }
 
 // page reads ?q, ?status, ?limit and ?cursor.

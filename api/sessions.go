@@ -1,6 +1,7 @@
 package api
 
 import (
+	"mailplane/domain"
 	"net/http"
 	"time"
 
@@ -37,6 +38,9 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err := requireSelfOrAdmin(p, addr); err != nil {
 		return err
 	}
+	if err := s.catchUp(r, domain.AccountStreamID(addr)); err != nil {
+		return err
+	}
 	if _, err := s.Reads.Account(r.Context(), addr.String()); err != nil {
 		return err
 	}
@@ -64,7 +68,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	if err := requireSelfOrAdmin(p, addr); err != nil {
 		return err
 	}
-	if err := s.mayChange(r.Context(), p, addr); err != nil {
+	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
 	req, err := commandRequest(r, nil)
@@ -75,5 +79,5 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.respond(w, r, req, out, http.StatusNoContent, nil)
+	return s.respondNow(w, r, req, out, http.StatusNoContent, nil)
 }

@@ -105,6 +105,8 @@ type AppendResult struct {
 	LastVersion   int
 	TransactionID uint64
 	LastPosition  int64
+	// RecordedAt is when the events were recorded (zero for a replay).
+	RecordedAt time.Time
 	// Replayed is true when the idempotency key had been used: nothing was appended.
 	Replayed bool
 }

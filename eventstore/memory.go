@@ -80,7 +80,7 @@ func (m *Memory) Append(_ context.Context, stream Stream, expected ExpectedVersi
 	}
 	at := m.clock()
 	txid := uint64(len(m.events) + 1)
-	res := AppendResult{StreamID: stream.ID, FirstVersion: version + 1, TransactionID: txid}
+	res := AppendResult{StreamID: stream.ID, FirstVersion: version + 1, TransactionID: txid, RecordedAt: at}
 	for _, e := range enc {
 		version++
 		h, err := linkHash(prevHash, chainLink{

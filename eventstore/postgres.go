@@ -117,7 +117,7 @@ func (s *Postgres) AppendTx(ctx context.Context, tx DBTX, stream Stream, expecte
 	if stream.Domain != "" {
 		domain = &stream.Domain
 	}
-	res := AppendResult{StreamID: stream.ID, FirstVersion: prevVersion + 1, LastVersion: prevVersion + n}
+	res := AppendResult{StreamID: stream.ID, FirstVersion: prevVersion + 1, LastVersion: prevVersion + n, RecordedAt: at}
 	if n == 1 {
 		err = tx.QueryRow(ctx, insertOne, stream.ID, stream.Type, versions[0], domain, types[0], schemas[0],
 			datas[0], string(metaJSON), at, prevs[0], hashes[0]).Scan(&res.LastPosition, &res.TransactionID)
@@ -275,6 +275,58 @@ func (s *Postgres) LoadTx(ctx context.Context, q DBTX, streamID string, opts Loa
 		return nil, fmt.Errorf("eventstore: load %s: %w", streamID, err)
 	}
 	return s.collect(rows, 0)
+}
+
+// LoadManyTx reads several streams in one query, each in version order.
+func (s *Postgres) LoadManyTx(ctx context.Context, q DBTX, streamIDs []string) (map[string][]RecordedEvent, error) {
+	rows, err := q.Query(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version`, streamIDs)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: load %v: %w", streamIDs, err)
+	}
+	events, err := s.collect(rows, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]RecordedEvent, len(streamIDs))
+	for _, e := range events {
+		out[e.StreamID] = append(out[e.StreamID], e)
+	}
+	return out, nil
+}
+
+// StreamHead returns a stream's current version and where its last event sits (zero values for
+// a stream with no events).
+func (s *Postgres) StreamHead(ctx context.Context, streamID string) (int, Position, error) {
+	var v int
+	var p Position
+	var txid int64
+	err := s.pool.QueryRow(ctx, `SELECT stream_version, transaction_id::text::bigint, position FROM events
+		WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1`, streamID).Scan(&v, &txid, &p.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, Position{}, nil
+	}
+	if err != nil {
+		return 0, Position{}, fmt.Errorf("eventstore: head of %s: %w", streamID, err)
+	}
+	p.TransactionID = uint64(txid)
+	return v, p, nil
+}
+
+// Head returns the last position committed so far in the global order (zero when empty).
+func (s *Postgres) Head(ctx context.Context) (Position, error) {
+	var p Position
+	var txid int64
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, position FROM events
+		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&txid, &p.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Position{}, nil
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("eventstore: head: %w", err)
+	}
+	p.TransactionID = uint64(txid)
+	return p, nil
 }
 
 // ReadAll returns up to limit events after the given position in the gap-safe global order:

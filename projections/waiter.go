@@ -22,6 +22,8 @@ type Waiter struct {
 	mu      sync.Mutex
 	waiters map[*waiter]struct{}
 	polling bool
+	// seen is the slowest checkpoint last read: a position at or before it needs no query.
+	seen eventstore.Position
 }
 
 type waiter struct {
@@ -44,6 +46,10 @@ func (w *Waiter) Wait(ctx context.Context, pos eventstore.Position) error {
 	}
 	wt := &waiter{pos: pos, done: make(chan struct{})}
 	w.mu.Lock()
+	if !w.seen.Less(pos) {
+		w.mu.Unlock()
+		return nil
+	}
 	w.waiters[wt] = struct{}{}
 	if !w.polling {
 		w.polling = true
@@ -67,6 +73,9 @@ func (w *Waiter) poll() {
 		min, err := w.slowest()
 		w.mu.Lock()
 		if err == nil {
+			if w.seen.Less(min) {
+				w.seen = min
+			}
 			for wt := range w.waiters {
 				if !min.Less(wt.pos) {
 					close(wt.done)

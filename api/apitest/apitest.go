@@ -81,11 +81,12 @@ func NewWith(t testing.TB, o Options) *Env {
 	_, _ = rand.Read(master)
 	keys, err := keyring.New(pool, master)
 	require.NoError(t, err)
+	admin := postgres.NewAdmin(reg)
+	waiter := projections.NewWaiter(pool, 2*time.Millisecond, admin.Name())
 	svc, err := commands.New(commands.Deps{Pool: pool, Store: store, Keyring: keys, Logger: logger,
 		Hasher: commands.NewHasher(TestArgon2, 0), LoginLimits: o.LoginLimits})
 	require.NoError(t, err)
 
-	admin := postgres.NewAdmin(reg)
 	runner, err := projections.NewRunner(pool, reg, logger, projections.Config{PollInterval: 5 * time.Millisecond}, admin)
 	require.NoError(t, err)
 	runCtx, cancel := context.WithCancel(ctx)
@@ -96,7 +97,7 @@ func NewWith(t testing.TB, o Options) *Env {
 	reads := postgres.NewReadModel(pool)
 	srv := api.NewServer(api.Deps{
 		Logger: logger, Commands: svc, Reads: reads, Store: store,
-		Waiter:    projections.NewWaiter(pool, 2*time.Millisecond, admin.Name()),
+		Waiter:    waiter,
 		Readiness: func(context.Context) (map[string]string, error) { return nil, nil },
 	}, o.Config)
 	hs := httptest.NewServer(srv.Handler())

@@ -25,6 +25,53 @@ type Credentials struct {
 	PasswordHash *string
 }
 
+// AccountView is an account as a command left it, with the settings its effective values depend
+// on, all read in the command's own transaction: a caller can show it without waiting for the
+// read models.
+type AccountView struct {
+	Account domain.Account
+	Version int
+	Domain  domain.Domain
+	Global  domain.GlobalConfig
+	// COS is the class of service the account uses, nil when it does not exist.
+	COS *domain.COS
+}
+
+// accountView fills an AccountView from the command's transaction (the domain and the global
+// configuration were read with the account; only the COS may cost a query).
+func (s *Service) accountView(ctx context.Context, tx pgx.Tx, a domain.Account, version int, into **AccountView) error {
+	d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(a.Address.Domain))
+	if err != nil {
+		return err
+	}
+	g, _, err := load[domain.GlobalConfig](ctx, s, tx, domain.GlobalConfigStreamID)
+	if err != nil {
+		return err
+	}
+	v := &AccountView{Account: a, Version: version, Domain: d, Global: g.WithDefaults()}
+	name, _ := domain.EffectiveCOSName(g, d, a)
+	c, _, err := load[domain.COS](ctx, s, tx, domain.COSStreamID(name))
+	if err != nil {
+		return err
+	}
+	if c.Exists() {
+		v.COS = &c
+	}
+	*into = v
+	return nil
+}
+
+// accountContext names the streams an account command reads besides the account's own.
+func accountContext(addr domain.Address, cos *string) []string {
+	ids := []string{domain.DomainStreamID(addr.Domain), domain.GlobalConfigStreamID}
+	if cos != nil {
+		if n, err := domain.NormalizeCOSName(*cos); err == nil {
+			ids = append(ids, domain.COSStreamID(n))
+		}
+	}
+	return ids
+}
+
 // CreateAccount creates (or re-creates) an account.
 func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.CreateAccount, cred Credentials) (Outcome, error) {
 	// A bad password is reported together with the other bad fields (below), not alone.
@@ -36,8 +83,10 @@ func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.Cre
 	if cmd.At.IsZero() {
 		cmd.At = s.now()
 	}
-	return run(ctx, s, req, step[domain.Account]{
+	var view *AccountView
+	out, err := run(ctx, s, req, step[domain.Account]{
 		stream: accountStream(cmd.Address),
+		with:   accountContext(cmd.Address, cmd.COS),
 		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
 			d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(cmd.Address.Domain))
 			if err != nil {
@@ -57,7 +106,7 @@ func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.Cre
 				}
 			}
 			if cmd.COS != nil {
-				if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.COS); err != nil {
+				if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.COS); err != nil {
 					return nil, err
 				}
 			}
@@ -70,7 +119,12 @@ func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.Cre
 		after: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ []domain.Event) error {
 			return s.claim(ctx, tx, a.Address, "account", domain.AccountStreamID(a.Address))
 		},
+		view: func(ctx context.Context, tx pgx.Tx, a domain.Account, version int) error {
+			return s.accountView(ctx, tx, a, version, &view)
+		},
 	})
+	out.Account = view
+	return out, err
 }
 
 func domainLockKey(name string) int64 {
@@ -116,7 +170,7 @@ func (s *Service) UpdateAccount(ctx context.Context, req Request, addr domain.Ad
 	return s.accountCommand(ctx, req, addr, func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error) {
 		if cmd.COS != nil {
 			var err error
-			if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.COS); err != nil {
+			if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.COS); err != nil {
 				return nil, err
 			}
 		}
@@ -166,7 +220,7 @@ func (s *Service) PatchAccount(ctx context.Context, req Request, addr domain.Add
 		cmd := p.Update
 		if cmd.COS != nil {
 			var err error
-			if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.COS); err != nil {
+			if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.COS); err != nil {
 				return nil, err
 			}
 		}
@@ -261,8 +315,10 @@ func (s *Service) accountCommand(ctx context.Context, req Request, addr domain.A
 	decide func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error),
 	after func(ctx context.Context, tx pgx.Tx, a domain.Account, events []domain.Event) error,
 ) (Outcome, error) {
-	return run(ctx, s, req, step[domain.Account]{
+	var view *AccountView
+	out, err := run(ctx, s, req, step[domain.Account]{
 		stream: accountStream(addr),
+		with:   accountContext(addr, nil),
 		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
 			if !a.Exists() {
 				return nil, fmt.Errorf("account %s: %w", addr, domain.ErrNotFound)
@@ -277,7 +333,15 @@ func (s *Service) accountCommand(ctx context.Context, req Request, addr domain.A
 			return decide(ctx, tx, a)
 		},
 		after: after,
+		view: func(ctx context.Context, tx pgx.Tx, a domain.Account, version int) error {
+			if !a.Exists() {
+				return nil // deleted
+			}
+			return s.accountView(ctx, tx, a, version, &view)
+		},
 	})
+	out.Account = view
+	return out, err
 }
 
 func isValidation(err error) bool {

@@ -216,24 +216,50 @@ func hashToken(token string) []byte {
 // lastSeenResolution limits last-seen updates to one write per session per minute.
 const lastSeenResolution = time.Minute
 
+// StaleError means the read models were behind the account or its domain when a token was
+// checked: the caller waits until they reach Position and asks again.
+type StaleError struct {
+	Position eventstore.Position
+}
+
+func (e *StaleError) Error() string { return "the read models are behind the account's latest change" }
+
 // Authenticate resolves a bearer token. The account's roles and status are read as they are
-// now, so locking an account or closing its domain takes effect at the next request.
+// now, so locking an account or closing its domain takes effect at the next request: when the
+// read model has not yet caught up with the account's or domain's last event, it returns a
+// *StaleError instead of acting on stale state.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
 	var p Principal
-	var account string
+	var account, domainName string
 	var lastSeen time.Time
 	var raw, draw []byte
-	err := s.pool.QueryRow(ctx, `SELECT s.id, s.account, s.last_seen_at, a.state, d.state
+	var aVersion, dVersion, aHead, dHead int
+	err := s.pool.QueryRow(ctx, `SELECT s.id, s.account, a.domain, s.last_seen_at, a.state, a.version, d.state, d.version,
+		(SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = 'account-' || s.account),
+		(SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = 'domain-' || a.domain)
 		FROM sessions s
-		JOIN rm_accounts a ON a.address = s.account AND NOT a.deleted
+		JOIN rm_accounts a ON a.address = s.account
 		JOIN rm_domains d ON d.name = a.domain
 		WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2`,
-		hashToken(token), s.now()).Scan(&p.SessionID, &account, &lastSeen, &raw, &draw)
+		hashToken(token), s.now()).Scan(&p.SessionID, &account, &domainName, &lastSeen, &raw, &aVersion, &draw, &dVersion, &aHead, &dHead)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrUnauthenticated
 	}
 	if err != nil {
 		return p, err
+	}
+	if aVersion < aHead || dVersion < dHead {
+		var stale StaleError
+		for _, id := range []string{"account-" + account, "domain-" + domainName} {
+			_, pos, err := s.store.StreamHead(ctx, id)
+			if err != nil {
+				return p, err
+			}
+			if stale.Position.Less(pos) {
+				stale.Position = pos
+			}
+		}
+		return p, &stale
 	}
 	var a domain.Account
 	var d domain.Domain

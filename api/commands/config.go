@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"hash/fnv"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +26,7 @@ func (s *Service) UpdateGlobalConfig(ctx context.Context, req Request, cmd domai
 			}
 			if target != nil {
 				var err error
-				if cmd.COSExists, err = s.cosExists(ctx, tx, *target); err != nil {
+				if cmd.COSExists, err = s.assignCOS(ctx, tx, *target); err != nil {
 					return nil, err
 				}
 			}
@@ -34,12 +35,30 @@ func (s *Service) UpdateGlobalConfig(ctx context.Context, req Request, cmd domai
 	})
 }
 
-// cosExists reads the COS's own stream, the write side's truth.
-func (s *Service) cosExists(ctx context.Context, q eventstore.DBTX, name string) (bool, error) {
+// assignCOS is called by every command that makes something use a COS (an account's cos, a
+// domain's or the global default_cos). It takes the COS's lock in shared mode, so that a
+// concurrent DeleteCOS (which takes it exclusively) sees this use once it runs; then it reads
+// the COS's own stream, the write side's truth, and says whether the COS exists. Advisory locks
+// take no transaction id: the command's append is still its first write.
+func (s *Service) assignCOS(ctx context.Context, q eventstore.DBTX, name string) (bool, error) {
 	n, err := domain.NormalizeCOSName(name)
 	if err != nil {
 		return false, nil // the decision reports the bad name
 	}
+	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, cosLockKey(n)); err != nil {
+		return false, err
+	}
+	// Read it again now that the lock is held, even if the command read it already: a delete
+	// may have committed in between.
+	if l, ok := q.(*loadedTx); ok {
+		delete(l.streams, domain.COSStreamID(n))
+	}
 	c, _, err := load[domain.COS](ctx, s, q, domain.COSStreamID(n))
 	return c.Exists(), err
+}
+
+func cosLockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("mailplane cos " + name))
+	return int64(h.Sum64())
 }

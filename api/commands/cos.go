@@ -52,6 +52,11 @@ func (s *Service) DeleteCOS(ctx context.Context, req Request, name string) (Outc
 			if !c.Exists() {
 				return nil, fmt.Errorf("class of service %q: %w", name, domain.ErrNotFound)
 			}
+			// Wait out every command assigning this COS (they hold its lock shared); new ones
+			// wait for this one and then find the COS gone.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, cosLockKey(name)); err != nil {
+				return nil, err
+			}
 			users, err := s.cosUsers(ctx, tx, name)
 			if err != nil {
 				return nil, err
@@ -62,10 +67,19 @@ func (s *Service) DeleteCOS(ctx context.Context, req Request, name string) (Outc
 }
 
 // cosUsers lists what references a COS: accounts that name it, domains whose default it is,
-// and the global default.
+// and the global default. Most come from the read model; the events it has not projected yet
+// are read directly (a change there that names the COS counts as a use, even if a later one
+// took it back: the caller may simply try again).
 func (s *Service) cosUsers(ctx context.Context, tx pgx.Tx, name string) ([]string, error) {
 	rows, err := tx.Query(ctx, `SELECT address FROM rm_accounts WHERE cos = $1 AND NOT deleted
-		UNION ALL SELECT 'domain:' || name FROM rm_domains WHERE default_cos = $1
+		UNION SELECT 'domain:' || name FROM rm_domains WHERE default_cos = $1
+		UNION SELECT CASE e.stream_type WHEN 'account' THEN e.data->>'address'
+			WHEN 'domain' THEN 'domain:' || (e.data->>'name') ELSE 'global:default_cos' END
+			FROM events e
+			WHERE (e.transaction_id, e.position) > coalesce(
+				(SELECT (c.transaction_id, c.position) FROM projection_checkpoints c WHERE c.name = 'postgres.admin'),
+				('0'::xid8, 0::bigint))
+			  AND (e.data->>'cos' = $1 OR e.data->>'default_cos' = $1)
 		ORDER BY 1`, name)
 	if err != nil {
 		return nil, err

@@ -32,7 +32,7 @@ func (s *Service) CreateDomain(ctx context.Context, req Request, cmd domain.Crea
 		stream: domainStream(ascii),
 		decide: func(ctx context.Context, tx pgx.Tx, d domain.Domain, _ int) ([]domain.Event, error) {
 			if cmd.DefaultCOS != nil {
-				if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.DefaultCOS); err != nil {
+				if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.DefaultCOS); err != nil {
 					return nil, err
 				}
 			}
@@ -66,7 +66,7 @@ func (s *Service) UpdateDomain(ctx context.Context, req Request, name string, cm
 			}
 			if cmd.DefaultCOS != nil {
 				var err error
-				if cmd.COSExists, err = s.cosExists(ctx, tx, *cmd.DefaultCOS); err != nil {
+				if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.DefaultCOS); err != nil {
 					return nil, err
 				}
 			}

@@ -61,8 +61,11 @@ func New(d Deps) (*Service, error) {
 	if d.LoginLimits == (LoginLimits{}) {
 		d.LoginLimits = DefaultLoginLimits
 	}
+	clock := d.Now
+	// Times go into events and read models; PostgreSQL keeps microseconds, so keep no more.
+	now := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	return &Service{pool: d.Pool, store: d.Store, keys: d.Keyring, hasher: d.Hasher, logger: d.Logger,
-		now: d.Now, limiter: d.LoginLimits}, nil
+		now: now, limiter: d.LoginLimits}, nil
 }
 
 // Request is what every command carries besides its own fields.
@@ -84,6 +87,10 @@ type Outcome struct {
 	Replayed bool
 	// Record is the idempotency record of a replayed request.
 	Record eventstore.IdempotencyRecord
+	// At is when the events were recorded (zero when nothing was appended).
+	At time.Time
+	// Account is set by account commands: the account as the command left it.
+	Account *AccountView
 }
 
 // Appended reports whether the command wrote events.
@@ -101,9 +108,15 @@ type evolvable[S any] interface {
 // whatever else it reads through tx), then, after the append, write what must go with it.
 type step[S any] struct {
 	stream eventstore.Stream
+	// with names other streams the decision reads; they are loaded in the same query as the
+	// command's own stream (load finds them in the transaction).
+	with   []string
 	decide func(ctx context.Context, tx pgx.Tx, state S, version int) ([]domain.Event, error)
 	// after runs once the events are appended (reservations, jobs); may be nil.
 	after func(ctx context.Context, tx pgx.Tx, state S, events []domain.Event) error
+	// view runs last, before the commit, with the state the command leaves (changed or not);
+	// commands use it to return what their caller shows. May be nil.
+	view func(ctx context.Context, tx pgx.Tx, state S, version int) error
 }
 
 // run executes a step, starting over on a concurrent change unless the caller pinned a version.
@@ -141,18 +154,34 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 	}
 
 	// Reads first: the append below must be the transaction's first write (DESIGN.md §2).
-	state, version, err := load[S](ctx, s, tx, st.stream.ID)
+	ids := append([]string{st.stream.ID}, st.with...)
+	streams, err := s.store.LoadManyTx(ctx, tx, ids)
+	if err != nil {
+		return Outcome{}, err
+	}
+	for _, id := range ids {
+		if _, ok := streams[id]; !ok {
+			streams[id] = nil // read, and empty
+		}
+	}
+	ltx := &loadedTx{Tx: tx, streams: streams}
+	state, version, err := load[S](ctx, s, ltx, st.stream.ID)
 	if err != nil {
 		return Outcome{}, err
 	}
 	if req.IfMatch > 0 && req.IfMatch != version {
 		return Outcome{}, fmt.Errorf("%w: at version %d, not %d", ErrPreconditionFailed, version, req.IfMatch)
 	}
-	events, err := st.decide(ctx, tx, state, version)
+	events, err := st.decide(ctx, ltx, state, version)
 	if err != nil {
 		return Outcome{}, err
 	}
 	if len(events) == 0 {
+		if st.view != nil {
+			if err := st.view(ctx, ltx, state, version); err != nil {
+				return Outcome{}, err
+			}
+		}
 		return Outcome{Version: version}, nil
 	}
 	evs := make([]eventstore.Event, len(events))
@@ -163,18 +192,30 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 	if err != nil {
 		return Outcome{}, err
 	}
+	for _, e := range events {
+		state = state.Evolve(e)
+	}
 	if st.after != nil {
-		for _, e := range events {
-			state = state.Evolve(e)
+		if err := st.after(ctx, ltx, state, events); err != nil {
+			return Outcome{}, err
 		}
-		if err := st.after(ctx, tx, state, events); err != nil {
+	}
+	if st.view != nil {
+		if err := st.view(ctx, ltx, state, res.LastVersion); err != nil {
 			return Outcome{}, err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return Outcome{}, mapCommitError(err)
 	}
-	return Outcome{Version: res.LastVersion, Position: res.GlobalPosition(), Replayed: res.Replayed}, nil
+	return Outcome{Version: res.LastVersion, Position: res.GlobalPosition(), Replayed: res.Replayed, At: res.RecordedAt}, nil
+}
+
+// loadedTx is a command's transaction with the streams it has already read, so that reading one
+// of them again costs no query.
+type loadedTx struct {
+	pgx.Tx
+	streams map[string][]eventstore.RecordedEvent
 }
 
 func mapCommitError(err error) error {
@@ -184,9 +225,17 @@ func mapCommitError(err error) error {
 // load folds a stream into its state.
 func load[S evolvable[S]](ctx context.Context, s *Service, q eventstore.DBTX, streamID string) (S, int, error) {
 	var state S
-	events, err := s.store.LoadTx(ctx, q, streamID, eventstore.LoadOptions{})
-	if err != nil {
-		return state, 0, err
+	var events []eventstore.RecordedEvent
+	if l, ok := q.(*loadedTx); ok && hasStream(l.streams, streamID) {
+		events = l.streams[streamID]
+	} else {
+		var err error
+		if events, err = s.store.LoadTx(ctx, q, streamID, eventstore.LoadOptions{}); err != nil {
+			return state, 0, err
+		}
+		if ok {
+			l.streams[streamID] = events
+		}
 	}
 	for _, e := range events {
 		ev, err := s.store.Registry().Decode(e)
@@ -205,4 +254,11 @@ func load[S evolvable[S]](ctx context.Context, s *Service, q eventstore.DBTX, st
 // Load returns an aggregate's current state and version straight from its stream.
 func Load[S evolvable[S]](ctx context.Context, s *Service, streamID string) (S, int, error) {
 	return load[S](ctx, s, s.pool, streamID)
+}
+
+// hasStream reports whether the stream was read (a stream read and found empty is in the map
+// with no events).
+func hasStream(m map[string][]eventstore.RecordedEvent, id string) bool {
+	_, ok := m[id]
+	return ok
 }

@@ -12,6 +12,8 @@ import (
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/eventstore/keyring"
+	"mailplane/projections"
+	"mailplane/projections/postgres"
 )
 
 // env is what every command gets: the configuration, a logger and the output streams.
@@ -74,4 +76,9 @@ func (e *env) service(pool *pgxpool.Pool, reg *eventstore.Registry) (*commands.S
 		Hasher: commands.NewHasher(commands.DefaultArgon2, 0),
 	})
 	return svc, store, err
+}
+
+// readModelWaiter waits for the Postgres read models (the admin projection).
+func readModelWaiter(pool *pgxpool.Pool) *projections.Waiter {
+	return projections.NewWaiter(pool, 0, postgres.AdminName)
 }

@@ -54,6 +54,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	waiter := readModelWaiter(pool)
 	svc, store, err := e.service(pool, reg)
 	if err != nil {
 		return err
@@ -104,7 +105,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 			Commands:  svc,
 			Reads:     postgres.NewReadModel(pool),
 			Store:     store,
-			Waiter:    projections.NewWaiter(pool, 0, admin.Name()),
+			Waiter:    waiter,
 		}, api.Config{})
 		httpSrv := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", *addr)
