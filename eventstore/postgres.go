@@ -254,6 +254,9 @@ func (s *Postgres) SaveIdempotentResponse(ctx context.Context, actor, key string
 	return nil
 }
 
+// selectColumns lists what readers scan. Its transaction_id output column is a bigint cast
+// that keeps the name transaction_id; an ORDER BY must therefore name events.transaction_id,
+// or it sorts by the cast and no index can serve it (a sort of the whole table per page).
 const selectColumns = `position, transaction_id::text::bigint, stream_id, stream_type, coalesce(domain, ''),
 	stream_version, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash`
 
@@ -318,7 +321,7 @@ func (s *Postgres) Head(ctx context.Context) (Position, error) {
 	var p Position
 	var txid int64
 	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, position FROM events
-		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&txid, &p.Position)
+		ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1`).Scan(&txid, &p.Position)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Position{}, nil
 	}
@@ -336,7 +339,7 @@ func (s *Postgres) ReadAll(ctx context.Context, after Position, limit int) ([]Re
 	rows, err := s.pool.Query(ctx, `SELECT `+selectColumns+` FROM events
 		WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, position LIMIT $3`, int64(after.TransactionID), after.Position, limit)
+		ORDER BY events.transaction_id, events.position LIMIT $3`, int64(after.TransactionID), after.Position, limit)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: read all: %w", err)
 	}
@@ -350,7 +353,7 @@ func (s *Postgres) ReadWindow(ctx context.Context, from, to time.Time, after Pos
 		WHERE recorded_at >= $1 AND recorded_at < $2
 		  AND (transaction_id, position) > ($3::bigint::text::xid8, $4)
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, position LIMIT $5`, from, to, int64(after.TransactionID), after.Position, limit)
+		ORDER BY events.transaction_id, events.position LIMIT $5`, from, to, int64(after.TransactionID), after.Position, limit)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: read window: %w", err)
 	}

@@ -53,7 +53,7 @@ func (s eventsSchema) SelectQuery(p wsql.SelectQueryParams) (wsql.Query, error) 
 		FROM events
 		WHERE (transaction_id, position) > (SELECT transaction_id, position FROM projection_checkpoints WHERE name = $1)
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, position
+		ORDER BY events.transaction_id, events.position -- not the bigint output column of that name
 		LIMIT ` + strconv.Itoa(s.batchSize),
 		Args: []any{p.ConsumerGroup},
 	}, nil
