@@ -63,7 +63,9 @@ func (s *Service) accountView(ctx context.Context, tx pgx.Tx, a domain.Account, 
 
 // accountContext names the streams an account command reads besides the account's own.
 func accountContext(addr domain.Address, cos *string) []string {
-	ids := []string{domain.DomainStreamID(addr.Domain), domain.GlobalConfigStreamID}
+	// The built-in default COS is what most accounts end up using; reading it here saves a
+	// query when the view resolves the account's effective COS.
+	ids := []string{domain.DomainStreamID(addr.Domain), domain.GlobalConfigStreamID, domain.COSStreamID(domain.DefaultCOSName)}
 	if cos != nil {
 		if n, err := domain.NormalizeCOSName(*cos); err == nil {
 			ids = append(ids, domain.COSStreamID(n))

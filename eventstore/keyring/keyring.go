@@ -17,6 +17,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -33,10 +35,23 @@ var (
 	ErrNotSealed = errors.New("keyring: not a sealed value")
 )
 
+// sealKeyTTL is how long a process reuses a scope's live key for sealing without reading it
+// again. Opening never uses this cache: a destroyed key stops opening anything at once.
+const sealKeyTTL = time.Minute
+
 // Keyring seals and opens secrets.
 type Keyring struct {
 	db     eventstore.DBTX
 	master cipher.AEAD
+
+	mu    sync.Mutex
+	cache map[string]cachedKey // scope → live key, for Seal
+}
+
+type cachedKey struct {
+	id   int64
+	aead cipher.AEAD
+	at   time.Time
 }
 
 // New returns a keyring over the data_keys table, wrapping data keys with the 32-byte master key.
@@ -48,7 +63,7 @@ func New(db eventstore.DBTX, masterKey []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keyring{db: db, master: aead}, nil
+	return &Keyring{db: db, master: aead, cache: make(map[string]cachedKey)}, nil
 }
 
 // LoadMasterKey reads a master key file: 32 raw bytes, or their base64 or hex spelling.
@@ -72,14 +87,24 @@ func LoadMasterKey(path string) ([]byte, error) {
 
 // Seal encrypts plaintext with the scope's live data key, creating one if the scope has none.
 func (k *Keyring) Seal(ctx context.Context, scope string, plaintext []byte) (string, error) {
-	id, key, err := k.liveKey(ctx, scope)
-	if err != nil {
-		return "", err
+	k.mu.Lock()
+	c, ok := k.cache[scope]
+	k.mu.Unlock()
+	if !ok || time.Since(c.at) > sealKeyTTL {
+		id, key, err := k.liveKey(ctx, scope)
+		if err != nil {
+			return "", err
+		}
+		aead, err := newAEAD(key)
+		if err != nil {
+			return "", err
+		}
+		c = cachedKey{id: id, aead: aead, at: time.Now()}
+		k.mu.Lock()
+		k.cache[scope] = c
+		k.mu.Unlock()
 	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return "", err
-	}
+	id, aead := c.id, c.aead
 	idStr := strconv.FormatInt(id, 10)
 	sealed, err := seal(aead, plaintext, []byte(idStr))
 	if err != nil {
@@ -132,6 +157,9 @@ func (k *Keyring) Open(ctx context.Context, value string) ([]byte, error) {
 // Destroy shreds the scope's live data key through q (e.g. in the transaction that removes the
 // domain). Values sealed with it can never be opened again; a later Seal makes a new key.
 func (k *Keyring) Destroy(ctx context.Context, q eventstore.DBTX, scope string) error {
+	k.mu.Lock()
+	delete(k.cache, scope)
+	k.mu.Unlock()
 	_, err := q.Exec(ctx, `UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now()
 		WHERE scope = $1 AND destroyed_at IS NULL`, scope)
 	if err != nil {
