@@ -1,0 +1,505 @@
+// Command loaddriver creates accounts over mailplane's HTTP API as fast as a fixed number of
+// clients can, and reports the rate, the latency distribution and the errors (docs/benchmarks.md).
+//
+//	loaddriver -url http://127.0.0.1:8080 -email admin@x.test -password P \
+//	    -domain load.test -n 20000 -c 16 -mode hash -ryw
+//
+// Modes: "hash" sends a password_hash (one argon2id PHC hash computed once before the run, so the
+// server does no hashing), "none" sends no password, "password" sends a clear password that the
+// server hashes with argon2id. With -ryw every create is followed at once by a GET of the
+// account (read-your-writes), timed separately; a GET that does not find it is a miss.
+//
+// The last line is machine-readable: "RESULT key=value ..." (scripts/bench.sh reads it).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// The server's argon2id parameters (commands.DefaultArgon2): a hash sent in -mode hash is one the
+// server would have made, so a later login does not rehash it.
+const (
+	argonMemoryKiB = 19 * 1024
+	argonTime      = 2
+	argonThreads   = 1
+)
+
+type options struct {
+	url      string
+	token    string
+	email    string
+	password string
+	domain   string
+	n        int
+	c        int
+	mode     string
+	ryw      bool
+	prefix   string
+	watchPID int
+	timeout  time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the API (without /api/v1)")
+	flag.StringVar(&o.token, "token", "", "bearer token of an admin (or use -email and -password)")
+	flag.StringVar(&o.email, "email", "", "log in as this admin")
+	flag.StringVar(&o.password, "password", "", "the admin's password")
+	flag.StringVar(&o.domain, "domain", "load.test", "domain to create the accounts in (created if missing, without max_accounts)")
+	flag.IntVar(&o.n, "n", 1000, "accounts to create")
+	flag.IntVar(&o.c, "c", 16, "concurrent clients")
+	flag.StringVar(&o.mode, "mode", "hash", "hash (precomputed password_hash) | none (no password) | password (server hashes)")
+	flag.BoolVar(&o.ryw, "ryw", false, "after each create, GET the account at once and time that read separately")
+	flag.StringVar(&o.prefix, "prefix", "", "local-part prefix (default: random, so that runs never collide)")
+	flag.IntVar(&o.watchPID, "watch-pid", 0, "sample this process's VmRSS every 100ms and report min/max")
+	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "timeout of one request")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loaddriver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	switch {
+	case o.n <= 0 || o.c <= 0:
+		return errors.New("-n and -c must be positive")
+	case o.mode != "hash" && o.mode != "none" && o.mode != "password":
+		return fmt.Errorf("-mode must be hash, none or password, not %q", o.mode)
+	case o.token == "" && (o.email == "" || o.password == ""):
+		return errors.New("give -token, or -email and -password")
+	}
+	o.url = strings.TrimRight(o.url, "/")
+	if o.prefix == "" {
+		o.prefix = "u" + randomHex(4) + "-"
+	}
+	c := &client{
+		base: o.url,
+		http: &http.Client{Timeout: o.timeout, Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        2 * o.c,
+			MaxIdleConnsPerHost: 2 * o.c,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}},
+		token: o.token,
+	}
+	if c.token == "" {
+		if err := c.login(ctx, o.email, o.password); err != nil {
+			return err
+		}
+	}
+	if err := c.ensureDomain(ctx, o.domain); err != nil {
+		return err
+	}
+
+	var secret map[string]any
+	switch o.mode {
+	case "hash":
+		t0 := time.Now()
+		phc := argon2PHC("load-password-0001")
+		fmt.Fprintf(out, "precomputed one argon2id hash (m=%d,t=%d,p=%d) in %s; every account reuses it\n",
+			argonMemoryKiB, argonTime, argonThreads, time.Since(t0).Round(time.Millisecond))
+		secret = map[string]any{"password_hash": phc}
+	case "password":
+		secret = map[string]any{"password": "load-password-0001"}
+	}
+
+	var rss *rssWatch
+	if o.watchPID > 0 {
+		rss = watchRSS(o.watchPID, 100*time.Millisecond)
+	}
+
+	res := newResults(o.n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	fmt.Fprintf(out, "creating %d accounts in %s, %d clients, mode %s, read-your-writes %v\n", o.n, o.domain, o.c, o.mode, o.ryw)
+	start := time.Now()
+	for w := 0; w < o.c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= o.n {
+					return
+				}
+				local := o.prefix + strconv.Itoa(i)
+				body := map[string]any{"local_part": local, "display_name": "Load User " + strconv.Itoa(i)}
+				for k, v := range secret {
+					body[k] = v
+				}
+				t0 := time.Now()
+				status, rbody, err := c.do(ctx, http.MethodPost, "/api/v1/domains/"+url.PathEscape(o.domain)+"/accounts", body)
+				res.create[i] = time.Since(t0)
+				res.record(status, err, rbody)
+				if status != http.StatusCreated || !o.ryw {
+					continue
+				}
+				addr := local + "@" + o.domain
+				t1 := time.Now()
+				gstatus, gbody, gerr := c.do(ctx, http.MethodGet, "/api/v1/accounts/"+url.PathEscape(addr), nil)
+				res.read[i] = time.Since(t1)
+				res.recordRead(gstatus, gerr, gbody, addr)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var rssStats rssStats
+	if rss != nil {
+		rssStats = rss.stop()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	res.print(out, o, elapsed, rss != nil, rssStats)
+	return nil
+}
+
+// client speaks to the API.
+type client struct {
+	base  string
+	http  *http.Client
+	token string
+}
+
+func (c *client) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (c *client) login(ctx context.Context, email, password string) error {
+	status, body, err := c.do(ctx, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password})
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("login as %s: HTTP %d: %s", email, status, bytes.TrimSpace(body))
+	}
+	var r struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Token == "" {
+		return fmt.Errorf("login: no token in %s", body)
+	}
+	c.token = r.Token
+	return nil
+}
+
+func (c *client) ensureDomain(ctx context.Context, name string) error {
+	status, body, err := c.do(ctx, http.MethodGet, "/api/v1/domains/"+url.PathEscape(name), nil)
+	if err != nil {
+		return fmt.Errorf("domain %s: %w", name, err)
+	}
+	switch status {
+	case http.StatusOK:
+		return nil
+	case http.StatusNotFound:
+	default:
+		return fmt.Errorf("domain %s: HTTP %d: %s", name, status, bytes.TrimSpace(body))
+	}
+	status, body, err = c.do(ctx, http.MethodPost, "/api/v1/domains", map[string]any{"name": name})
+	if err != nil {
+		return fmt.Errorf("create domain %s: %w", name, err)
+	}
+	if status != http.StatusCreated && status != http.StatusConflict {
+		return fmt.Errorf("create domain %s: HTTP %d: %s", name, status, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+// argon2PHC hashes password the way the server does, in PHC form.
+func argon2PHC(password string) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemoryKiB, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// results collects what the clients saw. Latencies are kept per request (index i), so no lock.
+type results struct {
+	create []time.Duration
+	read   []time.Duration
+
+	mu          sync.Mutex
+	status      map[string]int
+	readStatus  map[string]int
+	samples     []string
+	readMissed  int
+	readSamples []string
+}
+
+func newResults(n int) *results {
+	return &results{create: make([]time.Duration, n), read: make([]time.Duration, n),
+		status: map[string]int{}, readStatus: map[string]int{}}
+}
+
+func statusKey(status int, err error) string {
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return "timeout"
+		}
+		return "transport-error"
+	}
+	return strconv.Itoa(status)
+}
+
+func (r *results) record(status int, err error, body []byte) {
+	k := statusKey(status, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status[k]++
+	if k != "201" && len(r.samples) < 5 {
+		r.samples = append(r.samples, fmt.Sprintf("%s: %s", k, sample(err, body)))
+	}
+}
+
+func (r *results) recordRead(status int, err error, body []byte, addr string) {
+	k := statusKey(status, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.readStatus[k]++
+	if k != "200" {
+		r.readMissed++
+		if len(r.readSamples) < 5 {
+			r.readSamples = append(r.readSamples, fmt.Sprintf("%s %s: %s", addr, k, sample(err, body)))
+		}
+	}
+}
+
+func sample(err error, body []byte) string {
+	if err != nil {
+		return err.Error()
+	}
+	s := string(bytes.TrimSpace(body))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// quantiles returns the given quantiles (0..1) of the non-zero durations, and their count.
+func quantiles(ds []time.Duration, qs ...float64) ([]time.Duration, int) {
+	var v []time.Duration
+	for _, d := range ds {
+		if d > 0 {
+			v = append(v, d)
+		}
+	}
+	out := make([]time.Duration, len(qs))
+	if len(v) == 0 {
+		return out, 0
+	}
+	slices.Sort(v)
+	for i, q := range qs {
+		// Nearest rank.
+		k := int(q*float64(len(v))+0.999999) - 1
+		out[i] = v[max(0, min(k, len(v)-1))]
+	}
+	return out, len(v)
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64)
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func joinCounts(m map[string]int) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
+
+func (r *results) print(out io.Writer, o options, elapsed time.Duration, rss bool, st rssStats) {
+	ok := r.status["201"]
+	errs := 0
+	for k, v := range r.status {
+		if k != "201" {
+			errs += v
+		}
+	}
+	rate := float64(ok) / elapsed.Seconds()
+	q, _ := quantiles(r.create, 0.5, 0.9, 0.99, 1)
+	fmt.Fprintf(out, "\n%d accounts created in %s: %.1f accounts/s (%d errors)\n", ok, elapsed.Round(time.Millisecond), rate, errs)
+	fmt.Fprintf(out, "create latency  p50 %s ms  p90 %s ms  p99 %s ms  max %s ms\n", ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]))
+	fmt.Fprintf(out, "create status   %s\n", joinCounts(r.status))
+	for _, s := range r.samples {
+		fmt.Fprintf(out, "  e.g. %s\n", s)
+	}
+	fields := []string{
+		"mode=" + o.mode, "n=" + strconv.Itoa(o.n), "c=" + strconv.Itoa(o.c), "ok=" + strconv.Itoa(ok),
+		"errors=" + strconv.Itoa(errs), "elapsed_s=" + strconv.FormatFloat(elapsed.Seconds(), 'f', 3, 64),
+		"rate=" + strconv.FormatFloat(rate, 'f', 1, 64),
+		"p50_ms=" + ms(q[0]), "p90_ms=" + ms(q[1]), "p99_ms=" + ms(q[2]), "max_ms=" + ms(q[3]),
+		"status=" + joinCounts(r.status),
+	}
+	if o.ryw {
+		rq, n := quantiles(r.read, 0.5, 0.99, 1)
+		fmt.Fprintf(out, "read-your-writes GET after each create: %d reads, p50 %s ms  p99 %s ms  max %s ms, missed %d (%s)\n",
+			n, ms(rq[0]), ms(rq[1]), ms(rq[2]), r.readMissed, joinCounts(r.readStatus))
+		for _, s := range r.readSamples {
+			fmt.Fprintf(out, "  e.g. %s\n", s)
+		}
+		fields = append(fields, "ryw_reads="+strconv.Itoa(n), "ryw_p50_ms="+ms(rq[0]), "ryw_p99_ms="+ms(rq[1]),
+			"ryw_max_ms="+ms(rq[2]), "ryw_missed="+strconv.Itoa(r.readMissed))
+	}
+	if rss {
+		mib := func(kb int64) string { return strconv.FormatFloat(float64(kb)/1024, 'f', 1, 64) }
+		fmt.Fprintf(out, "server RSS (pid %d, %d samples every 100ms): at start %s MiB, min %s MiB, max %s MiB, at the end %s MiB\n",
+			o.watchPID, st.samples, mib(st.first), mib(st.min), mib(st.max), mib(st.last))
+		var curve []string
+		for _, kb := range st.perSecond {
+			curve = append(curve, mib(kb))
+		}
+		fmt.Fprintf(out, "server RSS each second (MiB): %s\n", strings.Join(curve, " "))
+		fields = append(fields, "rss_start_mib="+mib(st.first), "rss_min_mib="+mib(st.min), "rss_max_mib="+mib(st.max),
+			"rss_end_mib="+mib(st.last), "rss_samples="+strconv.Itoa(st.samples))
+	}
+	fmt.Fprintf(out, "RESULT %s\n", strings.Join(fields, " "))
+}
+
+// rssStats summarises the samples, in KiB.
+type rssStats struct {
+	first, min, max, last int64
+	samples               int
+	// perSecond is every tenth sample: the curve over the run.
+	perSecond []int64
+}
+
+// rssWatch samples a process's resident set size.
+type rssWatch struct {
+	done    chan struct{}
+	stopped chan struct{}
+	st      rssStats
+}
+
+func watchRSS(pid int, every time.Duration) *rssWatch {
+	w := &rssWatch{done: make(chan struct{}), stopped: make(chan struct{})}
+	sampleOnce := func() {
+		kb, err := vmRSS(pid)
+		if err != nil {
+			return
+		}
+		if w.st.samples == 0 {
+			w.st.first, w.st.min, w.st.max = kb, kb, kb
+		}
+		w.st.min, w.st.max, w.st.last = min(w.st.min, kb), max(w.st.max, kb), kb
+		if w.st.samples%10 == 0 {
+			w.st.perSecond = append(w.st.perSecond, kb)
+		}
+		w.st.samples++
+	}
+	sampleOnce()
+	go func() {
+		defer close(w.stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.done:
+				sampleOnce()
+				return
+			case <-t.C:
+				sampleOnce()
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends sampling and returns what it saw.
+func (w *rssWatch) stop() rssStats {
+	close(w.done)
+	<-w.stopped
+	return w.st
+}
+
+// vmRSS reads VmRSS (KiB) from /proc/<pid>/status.
+func vmRSS(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
