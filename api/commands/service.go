@@ -206,7 +206,7 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return Outcome{}, mapCommitError(err)
+		return Outcome{}, fmt.Errorf("commands: commit: %w", err)
 	}
 	return Outcome{Version: res.LastVersion, Position: res.GlobalPosition(), Replayed: res.Replayed, At: res.RecordedAt}, nil
 }
@@ -216,10 +216,6 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 type loadedTx struct {
 	pgx.Tx
 	streams map[string][]eventstore.RecordedEvent
-}
-
-func mapCommitError(err error) error {
-	return fmt.Errorf("commands: commit: %w", err)
 }
 
 // load folds a stream into its state.
