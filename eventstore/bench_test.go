@@ -9,7 +9,6 @@ package eventstore_test
 //	BenchmarkAppendSingleAutocommit       what-if: AppendTx on the pool, no BEGIN/COMMIT (see the doc)
 //	BenchmarkAppendBatch100               (c) 100 events per Append, 8 goroutines; b.N counts events
 //	BenchmarkReadAll/page=N               (d) ReadAll from position 0 in pages; b.N counts full passes
-//	BenchmarkReadAllWhatIf/page=N         what-if: ReadAll's query with ORDER BY on the indexed columns
 //	BenchmarkProjectionDelivery/batch=N   the projection runner with a no-op projection
 //
 // Environment:
@@ -26,7 +25,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -303,19 +301,11 @@ func readAll(ctx context.Context, s *eventstore.Postgres, page int) (int, error)
 // BenchmarkReadAll is figure (d): every event from position 0 through ReadAll in pages. b.N
 // counts full passes over the table; bench.sh compares with psql \copy of the same rows.
 func BenchmarkReadAll(b *testing.B) {
-	s, pool, total := readDB(b)
+	s, _, total := readDB(b)
 	ctx := context.Background()
-	// One untimed pass over the same rows first, as psql \copy gets one in bench.sh: both then
-	// read a warm cache. (It uses the what-if query, which reads them in a fraction of the time.)
-	for after := (eventstore.Position{}); ; {
-		evs, err := whatIfPage(ctx, pool, after, 5000)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(evs) < 5000 {
-			break
-		}
-		after = evs[len(evs)-1].GlobalPosition()
+	// One untimed pass first, as psql \copy gets one in bench.sh: both then read a warm cache.
+	if _, err := readAll(ctx, s, 5000); err != nil {
+		b.Fatal(err)
 	}
 	for _, page := range []int{1000, 5000} {
 		b.Run("page="+strconv.Itoa(page), func(b *testing.B) {
@@ -332,72 +322,6 @@ func BenchmarkReadAll(b *testing.B) {
 			}
 			reportRate(b, read)
 			b.ReportMetric(float64(total), "events/pass")
-		})
-	}
-}
-
-// whatIfReadAll is ReadAll's query with one change: ORDER BY names the table's columns
-// (events.transaction_id). Unqualified, "transaction_id" in ORDER BY means the output column of
-// the same name, the select list's transaction_id::text::bigint, which no index provides: every
-// page then scans and sorts the rest of the table. Rows are scanned as ReadAll scans them.
-const whatIfReadAll = `SELECT position, transaction_id::text::bigint, stream_id, stream_type, coalesce(domain, ''),
-	stream_version, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash FROM events
-	WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
-	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	ORDER BY events.transaction_id, events.position LIMIT $3`
-
-func whatIfPage(ctx context.Context, pool *pgxpool.Pool, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
-	rows, err := pool.Query(ctx, whatIfReadAll, int64(after.TransactionID), after.Position, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make([]eventstore.RecordedEvent, 0, limit)
-	for rows.Next() {
-		var e eventstore.RecordedEvent
-		var meta []byte
-		var tx int64
-		if err := rows.Scan(&e.Position, &tx, &e.StreamID, &e.StreamType, &e.Domain, &e.Version, &e.Type,
-			&e.SchemaVersion, &e.Data, &meta, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
-			return nil, err
-		}
-		e.TransactionID = uint64(tx)
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
-
-// BenchmarkReadAllWhatIf is BenchmarkReadAll with the ORDER BY of whatIfReadAll: what ReadAll
-// would read once its query orders by the indexed columns.
-func BenchmarkReadAllWhatIf(b *testing.B) {
-	_, pool, total := readDB(b)
-	ctx := context.Background()
-	for _, page := range []int{1000, 5000} {
-		b.Run("page="+strconv.Itoa(page), func(b *testing.B) {
-			read := 0
-			for b.Loop() {
-				var after eventstore.Position
-				n := 0
-				for {
-					evs, err := whatIfPage(ctx, pool, after, page)
-					if err != nil {
-						b.Fatal(err)
-					}
-					n += len(evs)
-					if len(evs) < page {
-						break
-					}
-					after = evs[len(evs)-1].GlobalPosition()
-				}
-				if n < total {
-					b.Fatalf("read %d events, the table holds %d", n, total)
-				}
-				read += n
-			}
-			reportRate(b, read)
 		})
 	}
 }
