@@ -24,9 +24,11 @@ type Config struct {
 	// BatchSize is how many events one subscriber transaction carries (default 100). Bigger
 	// batches are faster but hold a transaction, and so every consumer's horizon, for longer.
 	BatchSize int
-	// PollInterval is the pause after an empty poll (default 25ms): the bound on how late a
-	// quiet projection notices a new event.
-	PollInterval time.Duration
+	// PollInterval is the pause after an empty poll when the projection has been quiet for a
+	// second (default 25ms): the bound on how late a quiet projection notices a new event.
+	// While events keep arriving the pause is BusyPollInterval (default 2ms).
+	PollInterval     time.Duration
+	BusyPollInterval time.Duration
 	// MaxAttempts is how often an event is tried before it is parked (default 5).
 	MaxAttempts int
 	// RetryInterval is the pause before a failed event is tried again (default 100ms).
@@ -46,6 +48,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 25 * time.Millisecond
+	}
+	if c.BusyPollInterval <= 0 {
+		c.BusyPollInterval = min(2*time.Millisecond, c.PollInterval)
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
@@ -272,6 +277,7 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 		ResendInterval: r.cfg.RetryInterval,
 		RetryInterval:  time.Second,
 		AckDeadline:    &noDeadline,
+		BackoffManager: &backoff{idle: r.cfg.PollInterval, busy: r.cfg.BusyPollInterval, retry: time.Second, busyFor: time.Second},
 	}, wlog)
 	if err != nil {
 		return err
