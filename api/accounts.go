@@ -215,6 +215,19 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := requireSelfOrAdmin(principal(r), addr); err != nil {
 		return err
 	}
+	t, past, err := asOf(r)
+	if err != nil {
+		return err
+	}
+	if past {
+		v, version, err := s.accountAsOf(r.Context(), addr, t)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", etag(version))
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
 	if err := s.catchUp(r, domain.AccountStreamID(addr)); err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ func (s *Server) routeDomains(r *mux.Router) {
 	r.Handle("/domains/{domain}", s.handle(s.getDomain)).Methods(http.MethodGet)
 	r.Handle("/domains/{domain}", s.handle(s.patchDomain)).Methods(http.MethodPatch)
 	r.Handle("/domains/{domain}/close", s.handle(s.closeDomain)).Methods(http.MethodPost)
+	r.Handle("/domains/{domain}/history", s.handle(s.domainHistory)).Methods(http.MethodGet)
+	r.Handle("/domains/{domain}/deletion-preview", s.handle(s.deletionPreview)).Methods(http.MethodGet)
 }
 
 // domainAuthJSON is the auth member as the API reads and writes it. bind_password is only
@@ -154,11 +156,21 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(principal(r), name); err != nil {
 		return err
 	}
-	// Its counts depend on every stream in it: see everything committed before this request.
-	if err := s.catchUp(r, ""); err != nil {
+	t, past, err := asOf(r)
+	if err != nil {
 		return err
 	}
-	v, version, err := s.domainView(r.Context(), name)
+	var v any
+	var version int
+	if past {
+		v, version, err = s.domainAsOf(r.Context(), name, t)
+	} else {
+		// Its counts depend on every stream in it: see everything committed before this request.
+		if err := s.catchUp(r, ""); err != nil {
+			return err
+		}
+		v, version, err = s.domainView(r.Context(), name)
+	}
 	if err != nil {
 		return err
 	}
@@ -288,4 +300,27 @@ func (s *Server) closeDomain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.respond(w, r, req, out, http.StatusOK, func() (any, int, error) { return s.domainView(r.Context(), name) })
+}
+
+// deletionPreview lists every object that removing the domain would take.
+func (s *Server) deletionPreview(w http.ResponseWriter, r *http.Request) error {
+	name, err := domainName(r)
+	if err != nil {
+		return err
+	}
+	if err := requireGlobalAdmin(principal(r)); err != nil {
+		return err
+	}
+	if err := s.catchUp(r, ""); err != nil {
+		return err
+	}
+	if _, err := s.Reads.DomainSettings(r.Context(), name); err != nil {
+		return err
+	}
+	objects, err := s.Reads.DomainObjects(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, objects)
+	return nil
 }

@@ -119,7 +119,8 @@ var apiRoutes = []apiRoute{
 		Summary: "Create a domain", Description: "Global administrators. Unicode names are stored as IDNA A-labels.",
 		Idempotent: true, Body: "DomainCreate", Status: 201, Result: "Domain", ETag: true, Problems: []int{409}},
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}", ID: "getDomain", Tag: tagDomains,
-		Summary: "A domain with its effective settings and counts", Status: 200, Result: "Domain", ETag: true},
+		Summary: "A domain with its effective settings and counts (as_of: as it stood then)",
+		Query:   []string{"as_of"}, Status: 200, Result: "Domain", ETag: true},
 	{Method: http.MethodPatch, Path: "/api/v1/domains/{domain}", ID: "patchDomain", Tag: tagDomains,
 		Summary:     "Change a domain (JSON merge patch)",
 		Description: "null makes a setting inherit the global one again. Only global administrators change status and auth.",
@@ -128,6 +129,13 @@ var apiRoutes = []apiRoute{
 		Summary:     "Close a domain: objects kept, logins and delivery refused",
 		Description: "Global administrators.", IfMatch: true, Idempotent: true,
 		Status: 200, Result: "Domain", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/history", ID: "domainHistory", Tag: tagDomains,
+		Summary:     "The events of the domain and of every object in it, oldest first",
+		Description: "Administrators of the domain. after and before bound recorded_at (RFC 3339, both exclusive); type keeps only the given event types (comma-separated). Secrets show as \"[redacted]\". Available after the domain is gone.",
+		Query:       []string{"after", "before", "type", "limit", "cursor"}, Status: 200, Result: "HistoryPage"},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/deletion-preview", ID: "domainDeletionPreview", Tag: tagDomains,
+		Summary: "Every object that removing the domain would take", Description: "Global administrators.",
+		Status: 200, Result: "DeletionPreview"},
 
 	// Accounts.
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/accounts", ID: "listAccounts", Tag: tagAccounts,
@@ -137,8 +145,8 @@ var apiRoutes = []apiRoute{
 		Description: "address or local_part. password or password_hash (PHC argon2id, bcrypt, {SSHA}, {SSHA512}) are optional and never returned. An address is unique across accounts, aliases, lists and resources (409 address-taken).",
 		Idempotent:  true, Body: "AccountCreate", Status: 201, Result: "Account", ETag: true, Problems: []int{409}},
 	{Method: http.MethodGet, Path: "/api/v1/accounts/{address}", ID: "getAccount", Tag: tagAccounts,
-		Summary: "An account with its effective settings", Description: "The account itself, or an administrator of its domain.",
-		Status: 200, Result: "Account", ETag: true},
+		Summary: "An account with its effective settings (as_of: as it stood then)", Description: "The account itself, or an administrator of its domain.",
+		Query: []string{"as_of"}, Status: 200, Result: "Account", ETag: true},
 	{Method: http.MethodPatch, Path: "/api/v1/accounts/{address}", ID: "patchAccount", Tag: tagAccounts,
 		Summary:     "Change an account (JSON merge patch)",
 		Description: "An account may change its own display_name and password; administrators the rest. null on cos or mail_quota_bytes inherits again.",
@@ -307,6 +315,10 @@ var openAPIQueryParams = map[string]map[string]any{
 	"limit": {"description": "Page size",
 		"schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
 	"cursor": {"description": "next_cursor of the previous page", "schema": map[string]any{"type": "string"}},
+	"after":  {"description": "Only events recorded after this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
+	"before": {"description": "Only events recorded before this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
+	"type":   {"description": "Only these event types, comma-separated", "schema": map[string]any{"type": "string"}},
+	"as_of":  {"description": "The object as it stood at this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
 }
 
 // Schema helpers (prefixed oa: the api package is shared): the document is plain data.
@@ -628,6 +640,19 @@ func openAPISchemas() oaSchema {
 			"ip": oaString(""), "user_agent": oaString(""), "current": oaBool("The session of the token making this request"),
 		}),
 		"SessionList": oaPage("Session"),
+		"HistoryEvent": oaObject([]string{"position", "stream", "version", "type", "data", "actor", "recorded_at", "hash"}, oaSchema{
+			"position": oaInteger("Global position"), "stream": oaString("Stream id"), "stream_type": oaString(""),
+			"version": oaInteger("Version in its stream"), "type": oaString("Event type"), "schema_version": oaInteger(""),
+			"data": oaMap(oaSchema{}, "The event, secrets \"[redacted]\""), "actor": oaString("Who caused it"),
+			"request_id": oaString(""), "source_ip": oaString(""), "recorded_at": oaDateTime(""),
+			"prev_hash": oaString("Hex SHA-256 of the previous event of the stream"),
+			"hash":      oaString("Hex SHA-256 over prev_hash and the canonical event"),
+		}),
+		"HistoryPage": oaPage("HistoryEvent"),
+		"DeletionPreview": oaObject([]string{"accounts", "lists", "resources", "aliases", "virtual_hosts"}, oaSchema{
+			"accounts": oaArray(oaString("")), "lists": oaArray(oaString("")), "resources": oaArray(oaString("")),
+			"aliases": oaArray(oaString("")), "virtual_hosts": oaArray(oaString("")),
+		}),
 	}
 }
 

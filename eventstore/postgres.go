@@ -332,6 +332,79 @@ func (s *Postgres) Head(ctx context.Context) (Position, error) {
 	return p, nil
 }
 
+// DomainQuery selects events of one mail domain, in the gap-safe global order.
+type DomainQuery struct {
+	Domain string
+	// After is a cursor: only events after this position.
+	After Position
+	// Since and Until bound recorded_at: Since <= recorded_at < Until; zero leaves a side open.
+	Since, Until time.Time
+	// Types keeps only these event types (none: all).
+	Types []string
+	// StreamType keeps only streams of this type ("": all).
+	StreamType string
+	// Limit bounds the number of events (0: no bound).
+	Limit int
+}
+
+// ReadDomain returns the events of every stream of a mail domain.
+func (s *Postgres) ReadDomain(ctx context.Context, q DomainQuery) ([]RecordedEvent, error) {
+	var since, until *time.Time
+	if !q.Since.IsZero() {
+		since = &q.Since
+	}
+	if !q.Until.IsZero() {
+		until = &q.Until
+	}
+	limit := any(nil)
+	if q.Limit > 0 {
+		limit = q.Limit
+	}
+	types := q.Types
+	if types == nil {
+		types = []string{}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE domain = $1
+		  AND (transaction_id, position) > ($2::bigint::text::xid8, $3)
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		  AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+		  AND ($5::timestamptz IS NULL OR recorded_at < $5)
+		  AND (cardinality($6::text[]) = 0 OR event_type = ANY($6))
+		  AND ($7 = '' OR stream_type = $7)
+		ORDER BY events.transaction_id, events.position
+		LIMIT $8`, q.Domain, int64(q.After.TransactionID), q.After.Position, since, until, types, q.StreamType, limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read domain %s: %w", q.Domain, err)
+	}
+	return s.collect(rows, q.Limit)
+}
+
+// AwaitDomainStable waits until every event of the domain committed so far sorts before the
+// oldest transaction still in flight, so that a gap-safe read (ReadDomain) returns them all.
+// It returns when ctx ends, without error: the read is then merely shorter, never wrong.
+func (s *Postgres) AwaitDomainStable(ctx context.Context, domain string) error {
+	for {
+		var stable bool
+		err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT max(transaction_id) FROM events WHERE domain = $1)
+			< pg_snapshot_xmin(pg_current_snapshot()), true)`, domain).Scan(&stable)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("eventstore: await %s: %w", domain, err)
+		}
+		if stable {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // ReadAll returns up to limit events after the given position in the gap-safe global order:
 // it stops before the oldest transaction still in flight, so an event committed later can never
 // land behind a position a reader has already passed.

@@ -233,18 +233,28 @@ func load[S evolvable[S]](ctx context.Context, s *Service, q eventstore.DBTX, st
 			l.streams[streamID] = events
 		}
 	}
+	state, err := Fold[S](s.store.Registry(), events)
+	if err != nil {
+		return state, 0, err
+	}
+	return state, len(events), nil
+}
+
+// Fold replays recorded events into an aggregate's state.
+func Fold[S evolvable[S]](reg *eventstore.Registry, events []eventstore.RecordedEvent) (S, error) {
+	var state S
 	for _, e := range events {
-		ev, err := s.store.Registry().Decode(e)
+		ev, err := reg.Decode(e)
 		if err != nil {
-			return state, 0, err
+			return state, err
 		}
 		de, ok := ev.(domain.Event)
 		if !ok {
-			return state, 0, fmt.Errorf("commands: %s is not a domain event", e.Type)
+			return state, fmt.Errorf("commands: %s is not a domain event", e.Type)
 		}
 		state = state.Evolve(de)
 	}
-	return state, len(events), nil
+	return state, nil
 }
 
 // Load returns an aggregate's current state and version straight from its stream.
