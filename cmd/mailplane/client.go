@@ -355,6 +355,8 @@ type listOptions struct {
 	q, status, cursor string
 	limit             int
 	all               bool
+	// extra are further query parameters of a particular list.
+	extra url.Values
 }
 
 func (o *cmdline) listFlags(status bool) *listOptions {
@@ -387,6 +389,13 @@ func (o *cmdline) list(ctx context.Context, path string, l *listOptions, cols []
 	}
 	if l.cursor != "" {
 		q.Set("cursor", l.cursor)
+	}
+	for k, vs := range l.extra {
+		for _, v := range vs {
+			if v != "" {
+				q.Add(k, v)
+			}
+		}
 	}
 	var items []json.RawMessage
 	var next *string

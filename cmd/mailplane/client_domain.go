@@ -3,13 +3,15 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 var domainCommand = group("domain", []action{
 	{"create", "NAME [--description D] [--time-zone TZ] [--public-protocol http|https] [--spam-relay-host H] " +
 		"[--default-cos C] [--status S] [--max-accounts N] [--account-quota BYTES] [--domain-quota BYTES] [--warn-percent P]", domainCreate},
 	{"list", "[--q Q] [--status S] [--limit N] [--cursor C] [--all] [--json]", domainList},
-	{"show", "NAME [--json]", domainShow},
+	{"show", "NAME [--as-of TIME] [--json]", domainShow},
+	{"history", "NAME [--type T,...] [--after TIME] [--before TIME] [--limit N] [--cursor C] [--all] [--json]", domainHistory},
 })
 
 func domainCreate(ctx context.Context, o *cmdline, args []string) error {
@@ -43,9 +45,36 @@ func domainList(ctx context.Context, o *cmdline, args []string) error {
 }
 
 func domainShow(ctx context.Context, o *cmdline, args []string) error {
+	asOf := o.fs.String("as-of", "", "show the domain as it stood at this RFC 3339 time")
 	pos, err := o.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	return o.show(ctx, "/domains/"+seg(pos[0]))
+	path := "/domains/" + seg(pos[0])
+	if *asOf != "" {
+		path += "?as_of=" + url.QueryEscape(*asOf)
+	}
+	return o.show(ctx, path)
+}
+
+// domainHistory prints the events of the domain and its objects, oldest first.
+func domainHistory(ctx context.Context, o *cmdline, args []string) error {
+	l := &listOptions{extra: url.Values{}}
+	typ := o.fs.String("type", "", "only these event types (comma-separated)")
+	after := o.fs.String("after", "", "only events recorded after this RFC 3339 time")
+	before := o.fs.String("before", "", "only events recorded before this RFC 3339 time")
+	o.fs.IntVar(&l.limit, "limit", 0, "events per page (the API's default is 50, at most 500)")
+	o.fs.StringVar(&l.cursor, "cursor", "", "start at this cursor (printed when there are more events)")
+	o.fs.BoolVar(&l.all, "all", false, "follow next_cursor and list every page")
+	pos, err := o.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	l.extra.Set("type", *typ)
+	l.extra.Set("after", *after)
+	l.extra.Set("before", *before)
+	return o.list(ctx, "/domains/"+seg(pos[0])+"/history", l, []column{
+		{"POSITION", "position"}, {"RECORDED", "recorded_at"}, {"STREAM", "stream"}, {"VERSION", "version"},
+		{"TYPE", "type"}, {"ACTOR", "actor"},
+	})
 }

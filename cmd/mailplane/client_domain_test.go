@@ -101,3 +101,28 @@ func TestDomainListAllFollowsCursors(t *testing.T) {
 	require.Len(t, j["items"], 5)
 	require.Nil(t, j["next_cursor"])
 }
+
+func TestDomainHistoryCommand(t *testing.T) {
+	c := newCLI(t)
+	name := apitest.Unique("hist") + ".example"
+	c.run(t, "domain", "create", name).ok(t)
+	c.run(t, "account", "create", "ann@"+name, "--display-name", "Ann").ok(t)
+
+	r := c.run(t, "domain", "history", name).ok(t)
+	require.Equal(t, []string{"POSITION", "RECORDED", "STREAM", "VERSION", "TYPE", "ACTOR"}, r.rows()[0])
+	require.Len(t, r.rows(), 3, r.stdout)
+	require.Equal(t, "DomainCreated", r.rows()[1][4])
+	require.Equal(t, "account-ann@"+name, r.rows()[2][2])
+	require.Equal(t, apitest.AdminEmail, r.rows()[2][5])
+
+	r = c.run(t, "domain", "history", name, "--type", "AccountCreated", "--json").ok(t)
+	items := r.json(t)["items"].([]any)
+	require.Len(t, items, 1)
+	require.Equal(t, "Ann", items[0].(map[string]any)["data"].(map[string]any)["display_name"])
+
+	r = c.run(t, "domain", "history", name, "--limit", "1", "--all").ok(t)
+	require.Len(t, r.rows(), 3, "every page")
+
+	c.run(t, "domain", "history", name, "--after", "not-a-time").fails(t, 1)
+	c.run(t, "domain", "show", name, "--as-of", "2000-01-01T00:00:00Z").fails(t, 1)
+}

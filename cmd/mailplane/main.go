@@ -29,7 +29,7 @@ server and operations:
 
 admin client (talks to the HTTP API; every command takes --url, reads and writes take --json):
   login --url URL --email E [--password P]   get a token, saved under $MAILPLANE_CONFIG_DIR
-  domain   create|list|show
+  domain   create|list|show|history
   account  create|list|show|set|alias add|alias remove|delete
   cos      create|list|show|set|delete
   config   show|set
