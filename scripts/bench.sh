@@ -171,7 +171,7 @@ result() {
 	awk -v key="$2" '/^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) { print substr($i, length(key) + 2); exit } } }' "$1"
 }
 
-section() { printf '\n=== %s ===\n' "$*"; }
+section() { printf '\n=== %s (load average %s) ===\n' "$*" "$(cut -d' ' -f1 /proc/loadavg)"; }
 
 # pgbench_insert: figure (a), single-row INSERTs into bench_events from 8 clients; prints tx/s.
 pgbench_insert() {
@@ -354,7 +354,9 @@ if want api; then
 	}
 	for mode in hash none; do
 		section "mix (a): $ACCOUNTS accounts, -mode $mode, $CLIENTS clients"
-		driver -domain "$mode.load.test" -n "$ACCOUNTS" -mode "$mode" | tee "$TMP/api-$mode.txt"
+		# -progress prints each second's creations: a rate that sinks as the tables grow is the
+		# server's doing, a dip that recovers is usually the rest of the machine.
+		driver -domain "$mode.load.test" -n "$ACCOUNTS" -mode "$mode" -progress | tee "$TMP/api-$mode.txt"
 		f=$TMP/api-$mode.txt
 		row "HTTP create, -mode $mode: accounts/s" "$(result "$f" rate)" "accounts/s" "$PGBENCH_API" value-min 2000
 		row "HTTP create, -mode $mode: p50" "$(result "$f" p50_ms)" "ms" - info

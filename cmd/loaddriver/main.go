@@ -60,6 +60,7 @@ type options struct {
 	prefix   string
 	watchPID int
 	timeout  time.Duration
+	progress bool
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&o.prefix, "prefix", "", "local-part prefix (default: random, so that runs never collide)")
 	flag.IntVar(&o.watchPID, "watch-pid", 0, "sample this process's VmRSS every 100ms and report min/max")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "timeout of one request")
+	flag.BoolVar(&o.progress, "progress", false, "print the creations of every second (does the rate hold as tables grow?)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -142,6 +144,27 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	var wg sync.WaitGroup
 	fmt.Fprintf(out, "creating %d accounts in %s, %d clients, mode %s, read-your-writes %v\n", o.n, o.domain, o.c, o.mode, o.ryw)
 	start := time.Now()
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		if !o.progress {
+			return
+		}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last := int64(0)
+		for sec := 1; ; sec++ {
+			select {
+			case <-stopProgress:
+				return
+			case <-t.C:
+				n := res.created.Load()
+				fmt.Fprintf(out, "progress t=%ds created=%d last_second=%d\n", sec, n, n-last)
+				last = n
+			}
+		}
+	}()
 	for w := 0; w < o.c; w++ {
 		wg.Add(1)
 		go func() {
@@ -173,6 +196,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	close(stopProgress)
+	<-progressDone
 	var rssStats rssStats
 	if rss != nil {
 		rssStats = rss.stop()
@@ -276,8 +301,9 @@ func randomHex(n int) string {
 
 // results collects what the clients saw. Latencies are kept per request (index i), so no lock.
 type results struct {
-	create []time.Duration
-	read   []time.Duration
+	create  []time.Duration
+	read    []time.Duration
+	created atomic.Int64
 
 	mu          sync.Mutex
 	status      map[string]int
@@ -305,6 +331,9 @@ func statusKey(status int, err error) string {
 
 func (r *results) record(status int, err error, body []byte) {
 	k := statusKey(status, err)
+	if k == "201" {
+		r.created.Add(1)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.status[k]++
