@@ -396,7 +396,7 @@ if want api; then
 	fi
 fi
 
-section "summary $STAMP ($(nproc) CPUs, load average now $(cut -d' ' -f1-3 /proc/loadavg))"
+section "summary $STAMP, $(nproc) CPUs"
 {
 	echo "figure|measured|unit|baseline|ratio|target|verdict"
 	printf '%s\n' "${SUMMARY[@]}"
