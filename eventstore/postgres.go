@@ -38,8 +38,15 @@ func (s *Postgres) Pool() *pgxpool.Pool { return s.pool }
 // Registry returns the event registry.
 func (s *Postgres) Registry() *Registry { return s.registry }
 
-// Append appends events in a transaction of its own.
+// Append appends events on their own. Without an idempotency key it is a single INSERT (after
+// at most one read of the stream's head), which needs no explicit transaction: the statement is
+// atomic, and the unique (stream_id, stream_version) key refuses a concurrent append that read
+// the same head. That saves the BEGIN and COMMIT round trips. With a key, the events and the
+// key's record are written in one transaction.
 func (s *Postgres) Append(ctx context.Context, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (AppendResult, error) {
+	if meta.IdempotencyKey == "" {
+		return s.AppendTx(ctx, s.pool, stream, expected, meta, events...)
+	}
 	var res AppendResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
