@@ -19,6 +19,7 @@ type DBTX interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Postgres is the event store on PostgreSQL.
@@ -63,38 +64,77 @@ func (s *Postgres) Append(ctx context.Context, stream Stream, expected ExpectedV
 // With meta.IdempotencyKey set, a key already used by the same actor returns the first append's
 // result and appends nothing; reused for a different request it returns ErrIdempotencyMismatch.
 func (s *Postgres) AppendTx(ctx context.Context, tx DBTX, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (AppendResult, error) {
-	enc, err := encode(events)
+	b := &pgx.Batch{}
+	p, err := s.QueueAppend(ctx, tx, b, stream, expected, meta, events...)
 	if err != nil {
 		return AppendResult{}, err
 	}
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil && p.err == nil {
+			return AppendResult{}, s.mapWriteError(err, stream.ID, expected)
+		}
+	}
+	return p.Result()
+}
+
+// PendingAppend is an append whose reads are done and whose writes wait in a batch.
+type PendingAppend struct {
+	res  AppendResult
+	err  error
+	sent bool
+}
+
+// Result returns what the append wrote, once its batch was sent (or the first append's result
+// for a repeated idempotency key, which queues nothing).
+func (p *PendingAppend) Result() (AppendResult, error) {
+	if p.err != nil {
+		return AppendResult{}, p.err
+	}
+	if !p.sent {
+		return AppendResult{}, errors.New("eventstore: the append's batch was not sent")
+	}
+	return p.res, nil
+}
+
+// QueueAppend does the reads of an append (the idempotency record, the stream's head) through
+// q, and queues its writes in b, so that a caller can send them together with its own writes in
+// one round trip: b must then be sent in the same transaction (SendBatch), its append first.
+// The same rules as AppendTx hold.
+func (s *Postgres) QueueAppend(ctx context.Context, q DBTX, b *pgx.Batch, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (*PendingAppend, error) {
+	enc, err := encode(events)
+	if err != nil {
+		return nil, err
+	}
+	p := &PendingAppend{}
 	var reqHash []byte
 	if meta.IdempotencyKey != "" {
 		reqHash = meta.RequestHash
 		if reqHash == nil {
 			reqHash = requestHash(stream, enc)
 		}
-		rec, found, err := s.LookupIdempotency(ctx, tx, meta.Actor, meta.IdempotencyKey)
+		rec, found, err := s.LookupIdempotency(ctx, q, meta.Actor, meta.IdempotencyKey)
 		if err != nil {
-			return AppendResult{}, err
+			return nil, err
 		}
 		if found {
 			if !bytes.Equal(rec.RequestHash, reqHash) {
-				return AppendResult{}, ErrIdempotencyMismatch
+				return nil, ErrIdempotencyMismatch
 			}
-			return rec.Result, nil
+			p.res, p.sent = rec.Result, true
+			return p, nil
 		}
 	}
 
-	prevVersion, prevHash, err := s.head(ctx, tx, stream.ID, expected)
+	prevVersion, prevHash, err := s.head(ctx, q, stream.ID, expected)
 	if err != nil {
-		return AppendResult{}, err
+		return nil, err
 	}
 	metaJSON, err := json.Marshal(meta)
 	if err != nil {
-		return AppendResult{}, err
+		return nil, err
 	}
 	if metaJSON, err = canonicalJSON(metaJSON); err != nil {
-		return AppendResult{}, err
+		return nil, err
 	}
 	at := now()
 
@@ -113,7 +153,7 @@ func (s *Postgres) AppendTx(ctx context.Context, tx DBTX, stream Stream, expecte
 			RecordedAt: formatTime(at),
 		})
 		if err != nil {
-			return AppendResult{}, err
+			return nil, err
 		}
 		versions[i], types[i], schemas[i], datas[i] = int32(v), e.Type, int32(e.SchemaVersion), string(e.Data)
 		prevs[i], hashes[i] = prevHash, h
@@ -124,30 +164,32 @@ func (s *Postgres) AppendTx(ctx context.Context, tx DBTX, stream Stream, expecte
 	if stream.Domain != "" {
 		domain = &stream.Domain
 	}
-	res := AppendResult{StreamID: stream.ID, FirstVersion: prevVersion + 1, LastVersion: prevVersion + n, RecordedAt: at}
-	if n == 1 {
-		err = tx.QueryRow(ctx, insertOne, stream.ID, stream.Type, versions[0], domain, types[0], schemas[0],
-			datas[0], string(metaJSON), at, prevs[0], hashes[0]).Scan(&res.LastPosition, &res.TransactionID)
-	} else {
-		err = tx.QueryRow(ctx, insertMany, stream.ID, stream.Type, domain, string(metaJSON), at,
-			versions, types, schemas, datas, prevs, hashes).Scan(&res.LastPosition, &res.TransactionID)
-	}
-	if err != nil {
-		return AppendResult{}, s.mapWriteError(err, stream.ID, expected)
-	}
-
-	if meta.IdempotencyKey != "" {
-		_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys
-			(scope, key, request_hash, stream_id, first_version, last_version, transaction_id, last_position)
-			VALUES ($1, $2, $3, $4, $5, $6, $7::bigint::text::xid8, $8)`,
-			meta.Actor, meta.IdempotencyKey, reqHash, stream.ID, res.FirstVersion, res.LastVersion,
-			int64(res.TransactionID), res.LastPosition)
-		if err != nil {
-			// A concurrent request with the same key won; the caller retries and replays it.
-			return AppendResult{}, s.mapWriteError(err, stream.ID, expected)
+	p.res = AppendResult{StreamID: stream.ID, FirstVersion: prevVersion + 1, LastVersion: prevVersion + n, RecordedAt: at}
+	scan := func(row pgx.Row) error {
+		if err := row.Scan(&p.res.LastPosition, &p.res.TransactionID); err != nil {
+			p.err = s.mapWriteError(err, stream.ID, expected)
+			return p.err
 		}
+		p.sent = true
+		return nil
 	}
-	return res, nil
+	if n == 1 {
+		b.Queue(insertOne, stream.ID, stream.Type, versions[0], domain, types[0], schemas[0],
+			datas[0], string(metaJSON), at, prevs[0], hashes[0]).QueryRow(scan)
+	} else {
+		b.Queue(insertMany, stream.ID, stream.Type, domain, string(metaJSON), at,
+			versions, types, schemas, datas, prevs, hashes).QueryRow(scan)
+	}
+	if meta.IdempotencyKey != "" {
+		// Written in the same batch, so its position comes from the row just inserted.
+		b.Queue(`INSERT INTO idempotency_keys
+			(scope, key, request_hash, stream_id, first_version, last_version, transaction_id, last_position)
+			VALUES ($1, $2, $3, $4, $5, $6, pg_current_xact_id(),
+				(SELECT position FROM events WHERE stream_id = $4 AND stream_version = $6))`,
+			meta.Actor, meta.IdempotencyKey, reqHash, stream.ID, p.res.FirstVersion, p.res.LastVersion).
+			Exec(func(pgconn.CommandTag) error { return nil })
+	}
+	return p, nil
 }
 
 const insertOne = `INSERT INTO events

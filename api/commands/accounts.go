@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"mailplane/domain"
 	"mailplane/eventstore"
@@ -118,8 +119,8 @@ func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.Cre
 			}
 			return events, err
 		},
-		after: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ []domain.Event) error {
-			return s.claim(ctx, tx, a.Address, "account", domain.AccountStreamID(a.Address))
+		queue: func(b *pgx.Batch, a domain.Account) func(context.Context, pgx.Tx) error {
+			return s.queueClaim(b, a.Address, "account", domain.AccountStreamID(a.Address))
 		},
 		view: func(ctx context.Context, tx pgx.Tx, a domain.Account, version int) error {
 			return s.accountView(ctx, tx, a, version, &view)
@@ -152,19 +153,31 @@ func (e *AddressTakenError) Unwrap() error { return domain.ErrAlreadyExists }
 // aliases, lists and resources, and this table, written in the command's transaction, is what
 // makes it so.
 func (s *Service) claim(ctx context.Context, tx pgx.Tx, addr domain.Address, kind, owner string) error {
-	tag, err := tx.Exec(ctx, `INSERT INTO address_claims (address, kind, owner, domain) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (address) DO NOTHING`, addr.String(), kind, owner, addr.Domain)
-	if err != nil {
+	b := &pgx.Batch{}
+	check := s.queueClaim(b, addr, kind, owner)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
+	return check(ctx, tx)
+}
+
+// queueClaim queues the claim of an address in a batch; the returned function reports, once the
+// batch ran, whether the address was someone else's already.
+func (s *Service) queueClaim(b *pgx.Batch, addr domain.Address, kind, owner string) func(context.Context, pgx.Tx) error {
+	claimed := false
+	b.Queue(`INSERT INTO address_claims (address, kind, owner, domain) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (address) DO NOTHING`, addr.String(), kind, owner, addr.Domain).
+		Exec(func(tag pgconn.CommandTag) error { claimed = tag.RowsAffected() == 1; return nil })
+	return func(ctx context.Context, tx pgx.Tx) error {
+		if claimed {
+			return nil
+		}
+		var holder string
+		if err := tx.QueryRow(ctx, `SELECT owner FROM address_claims WHERE address = $1`, addr.String()).Scan(&holder); err != nil {
+			return err
+		}
+		return &AddressTakenError{Address: addr.String(), Owner: holder}
 	}
-	var holder string
-	if err := tx.QueryRow(ctx, `SELECT owner FROM address_claims WHERE address = $1`, addr.String()).Scan(&holder); err != nil {
-		return err
-	}
-	return &AddressTakenError{Address: addr.String(), Owner: holder}
 }
 
 // UpdateAccount patches an account.

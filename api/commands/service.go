@@ -112,6 +112,10 @@ type step[S any] struct {
 	// command's own stream (load finds them in the transaction).
 	with   []string
 	decide func(ctx context.Context, tx pgx.Tx, state S, version int) ([]domain.Event, error)
+	// queue adds writes that go with the append to its batch (sent in the same round trip),
+	// given the state after the events; the function it returns checks their outcome once the
+	// batch ran. May be nil.
+	queue func(b *pgx.Batch, state S) func(ctx context.Context, tx pgx.Tx) error
 	// after runs once the events are appended (reservations, jobs); may be nil.
 	after func(ctx context.Context, tx pgx.Tx, state S, events []domain.Event) error
 	// view runs last, before the commit, with the state the command leaves (changed or not);
@@ -188,12 +192,37 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 	for i, e := range events {
 		evs[i] = e
 	}
-	res, err := s.store.AppendTx(ctx, tx, st.stream, eventstore.Exact(version), req.Meta, evs...)
+	for _, e := range events {
+		state = state.Evolve(e)
+	}
+	// The append and the writes that must go with it travel in one round trip.
+	batch := &pgx.Batch{}
+	pending, err := s.store.QueueAppend(ctx, tx, batch, st.stream, eventstore.Exact(version), req.Meta, evs...)
 	if err != nil {
 		return Outcome{}, err
 	}
-	for _, e := range events {
-		state = state.Evolve(e)
+	var check func(context.Context, pgx.Tx) error
+	if st.queue != nil && batch.Len() > 0 {
+		check = st.queue(batch, state)
+	}
+	var sendErr error
+	if batch.Len() > 0 {
+		sendErr = tx.SendBatch(ctx, batch).Close()
+	}
+	res, err := pending.Result()
+	if err != nil {
+		return Outcome{}, err
+	}
+	if sendErr != nil {
+		return Outcome{}, sendErr
+	}
+	if res.Replayed {
+		return Outcome{Version: res.LastVersion, Position: res.GlobalPosition(), Replayed: true}, nil
+	}
+	if check != nil {
+		if err := check(ctx, ltx); err != nil {
+			return Outcome{}, err
+		}
 	}
 	if st.after != nil {
 		if err := st.after(ctx, ltx, state, events); err != nil {
