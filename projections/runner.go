@@ -279,7 +279,20 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 
 	wlog := watermill.NewSlogLogger(r.logger.With("projection", p.Name()))
 	noDeadline := time.Duration(0) // handlers bound themselves (handlerTimeout); see above
-	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(r.pool), wsql.SubscriberConfig{
+	// The projection's batches run on connections of their own: requests exhausting the shared
+	// pool cannot starve it, and its commits need not wait for the WAL to reach the disk
+	// (synchronous_commit off). That is safe here: a read model and its checkpoint commit
+	// together, so a crash can only take both back to an earlier consistent point, from which
+	// the events, which are durable, are projected again.
+	pcfg := r.pool.Config().Copy()
+	pcfg.MaxConns, pcfg.MinConns = 2, 0
+	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	batches, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("projection pool: %w", err)
+	}
+	defer batches.Close()
+	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(batches), wsql.SubscriberConfig{
 		ConsumerGroup:  p.Name(),
 		SchemaAdapter:  eventsSchema{batchSize: r.cfg.BatchSize},
 		OffsetsAdapter: checkpoints{},
