@@ -58,6 +58,9 @@ func (s *Server) mapError(err error) *Error {
 			Detail: "this Idempotency-Key was already used for a different request"}
 	case errors.Is(err, eventstore.ErrConcurrency):
 		return &Error{Status: http.StatusConflict, Type: "conflict", Detail: "the object kept changing concurrently; try again", Internal: err}
+	case errors.Is(err, commands.ErrDirectoryUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Type: "directory-unavailable", RetryAfter: 5,
+			Detail: "the domain's directory could not check the password; try again later", Internal: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "timeout", Detail: "the request took too long", RetryAfter: 1, Internal: err}
 	}

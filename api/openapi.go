@@ -77,8 +77,8 @@ var apiRoutes = []apiRoute{
 	// Authentication.
 	{Method: http.MethodPost, Path: "/api/v1/auth/login", ID: "login", Tag: tagAuth, Public: true,
 		Summary:     "Log in with e-mail address and password; returns a bearer token",
-		Description: "Failed logins are rate limited per account and per source IP (429 with Retry-After and retry_after).",
-		Body:        "LoginRequest", Status: 200, Result: "LoginResponse", Problems: []int{401, 403, 429}},
+		Description: "Failed logins are rate limited per account and per source IP (429 with Retry-After and retry_after). Accounts of a domain with ldap or ad authentication are checked by binding to its directory (503 directory-unavailable when it cannot be reached).",
+		Body:        "LoginRequest", Status: 200, Result: "LoginResponse", Problems: []int{401, 403, 429, 503}},
 
 	// Global configuration.
 	{Method: http.MethodGet, Path: "/api/v1/config", ID: "getConfig", Tag: tagConfig,

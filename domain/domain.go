@@ -41,15 +41,23 @@ type Domain struct {
 	Limits         DomainLimits
 }
 
-// DomainAuth is how a domain's users authenticate. The bind password itself
-// never enters the state: only the fact that one is configured.
+// DomainAuth is how a domain's users authenticate. The bind password is kept
+// only sealed (BindPasswordSecret, ciphertext made by the caller, as an
+// account's password is), so that login can read it from the state.
 type DomainAuth struct {
-	Mechanism       string
-	LDAPURL         string
-	BindDN          string
-	HasBindPassword bool
-	SearchBase      string
-	SearchFilter    string
+	Mechanism          string
+	LDAPURL            string
+	BindDN             string
+	HasBindPassword    bool
+	BindPasswordSecret string
+	SearchBase         string
+	SearchFilter       string
+}
+
+// External reports whether the domain's users authenticate against an
+// external directory (LDAP or Active Directory) rather than local passwords.
+func (a DomainAuth) External() bool {
+	return a.Mechanism == AuthLDAP || a.Mechanism == AuthAD
 }
 
 // AuthSettings is the auth part of CreateDomain and DomainCreated.
@@ -594,12 +602,13 @@ func (d Domain) Evolve(e Event) Domain {
 			DefaultCOS:     clonePtr(ev.DefaultCOS),
 			Status:         ev.Status,
 			Auth: DomainAuth{
-				Mechanism:       ev.Auth.Mechanism,
-				LDAPURL:         ev.Auth.LDAPURL,
-				BindDN:          ev.Auth.BindDN,
-				HasBindPassword: ev.Auth.BindPasswordSecret != "",
-				SearchBase:      ev.Auth.SearchBase,
-				SearchFilter:    ev.Auth.SearchFilter,
+				Mechanism:          ev.Auth.Mechanism,
+				LDAPURL:            ev.Auth.LDAPURL,
+				BindDN:             ev.Auth.BindDN,
+				HasBindPassword:    ev.Auth.BindPasswordSecret != "",
+				BindPasswordSecret: ev.Auth.BindPasswordSecret,
+				SearchBase:         ev.Auth.SearchBase,
+				SearchFilter:       ev.Auth.SearchFilter,
 			},
 			Limits: DomainLimits{
 				DomainQuotaBytes:  clonePtr(ev.Limits.DomainQuotaBytes),
@@ -636,6 +645,7 @@ func (d Domain) Evolve(e Event) Domain {
 			d.Auth.SearchFilter = orDefault(a.SearchFilter, d.Auth.SearchFilter)
 			if a.BindPasswordSecret != nil {
 				d.Auth.HasBindPassword = *a.BindPasswordSecret != ""
+				d.Auth.BindPasswordSecret = *a.BindPasswordSecret
 			}
 		}
 		if l := ev.Limits; l != nil {

@@ -45,7 +45,7 @@ func TestCreateDomainFull(t *testing.T) {
 		Name: "example.com", UnicodeName: "example.com", Description: "main", TimeZone: ptr("Europe/Rome"),
 		PublicProtocol: ptr("http"), SpamRelayHost: ptr(""), DefaultCOS: ptr("gold"), Status: StatusMaintenance,
 		Auth: DomainAuth{Mechanism: AuthLDAP, LDAPURL: "ldaps://ldap.example.com", BindDN: "cn=reader,dc=example,dc=com",
-			HasBindPassword: true, SearchBase: "ou=people,dc=example,dc=com", SearchFilter: "(uid=%u)"},
+			HasBindPassword: true, BindPasswordSecret: "enc:xyz", SearchBase: "ou=people,dc=example,dc=com", SearchFilter: "(uid=%u)"},
 		Limits: DomainLimits{DomainQuotaBytes: ptr(int64(1 << 40)), AccountQuotaBytes: ptr(int64(1 << 30)),
 			WarnPercent: ptr(85), WarnRecipient: "ops@example.com", MaxAccounts: 100},
 	}, d)
@@ -162,7 +162,7 @@ func TestUpdateDomain(t *testing.T) {
 		events, err := d.Decide(UpdateDomain{Auth: &AuthPatch{Mechanism: ptr(AuthInternal), LDAPURL: ptr("")}})
 		require.NoError(t, err)
 		next := d.Evolve(events[0])
-		require.Equal(t, DomainAuth{Mechanism: AuthInternal, HasBindPassword: true}, next.Auth)
+		require.Equal(t, DomainAuth{Mechanism: AuthInternal, HasBindPassword: true, BindPasswordSecret: "enc:1"}, next.Auth)
 	})
 	t.Run("bind password set and removed", func(t *testing.T) {
 		t.Parallel()
@@ -268,7 +268,7 @@ func TestUpdateDomainEveryField(t *testing.T) {
 	require.Equal(t, Domain{
 		Name: "example.com", UnicodeName: "example.com", Description: "d", TimeZone: ptr("Asia/Tokyo"),
 		PublicProtocol: ptr("http"), SpamRelayHost: ptr("[2001:db8::1]:25"), DefaultCOS: ptr("gold"), Status: StatusLocked,
-		Auth: DomainAuth{Mechanism: AuthAD, LDAPURL: "ldap://dc1", BindDN: "cn=r,dc=x", HasBindPassword: true,
+		Auth: DomainAuth{Mechanism: AuthAD, LDAPURL: "ldap://dc1", BindDN: "cn=r,dc=x", HasBindPassword: true, BindPasswordSecret: "enc:1",
 			SearchBase: "dc=x", SearchFilter: "(sAMAccountName=%u)"},
 		Limits: DomainLimits{DomainQuotaBytes: ptr(int64(1)), AccountQuotaBytes: ptr(int64(2)), WarnPercent: ptr(3),
 			WarnRecipient: "ops@example.com", MaxAccounts: 4},

@@ -89,19 +89,23 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	if err != nil {
 		return "", Session{}, Outcome{}, err
 	}
-	if !a.Exists() || !a.HasPassword {
+	d, _, err := load[domain.Domain](ctx, s, s.pool, domain.DomainStreamID(addr.Domain))
+	if err != nil {
+		return "", Session{}, Outcome{}, err
+	}
+	external := d.Auth.External()
+	if !a.Exists() || (!external && !a.HasPassword) {
 		// Spend the time a real check would, so that timing does not reveal who exists.
 		_, _ = s.hasher.Hash(ctx, password)
 		return fail()
 	}
-	stored, err := s.keys.Open(ctx, a.PasswordSecret)
-	if errors.Is(err, keyring.ErrShredded) {
-		return fail()
+	var ok, rehash bool
+	if external {
+		// The domain's directory decides; a local password, if any, is not consulted.
+		ok, err = s.checkInDirectory(ctx, d, addr, password)
+	} else {
+		ok, rehash, err = s.checkLocalPassword(ctx, a, password)
 	}
-	if err != nil {
-		return "", Session{}, Outcome{}, err
-	}
-	ok, rehash, err := s.hasher.Verify(ctx, string(stored), password)
 	if err != nil {
 		return "", Session{}, Outcome{}, err
 	}
@@ -166,6 +170,18 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 		return "", Session{}, Outcome{}, err
 	}
 	return token, sess, out, nil
+}
+
+// checkLocalPassword verifies a password against the account's own (sealed) hash.
+func (s *Service) checkLocalPassword(ctx context.Context, a domain.Account, password string) (ok, rehash bool, err error) {
+	stored, err := s.keys.Open(ctx, a.PasswordSecret)
+	if errors.Is(err, keyring.ErrShredded) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	return s.hasher.Verify(ctx, string(stored), password)
 }
 
 func metaFor(actor, ip string) eventstore.Metadata {
