@@ -24,10 +24,11 @@ func directory(t *testing.T) (url, bindDN, password, base string, conn *ldap.Con
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	require.NoError(t, conn.Bind(bindDN, password))
-	base = "ou=" + apitest.Unique("t") + "," + os.Getenv("MAILPLANE_LDAP_BASE_DN")
+	ou := apitest.Unique("t")
+	base = "ou=" + ou + "," + os.Getenv("MAILPLANE_LDAP_BASE_DN")
 	add := ldap.NewAddRequest(base, nil)
 	add.Attribute("objectClass", []string{"organizationalUnit"})
-	add.Attribute("ou", []string{ldap.EscapeDN(base[3 : len(base)-len(os.Getenv("MAILPLANE_LDAP_BASE_DN"))-1])})
+	add.Attribute("ou", []string{ou})
 	require.NoError(t, conn.Add(add))
 	t.Cleanup(func() {
 		res, err := conn.Search(ldap.NewSearchRequest(base, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
