@@ -110,7 +110,10 @@ func TestDomainHistory(t *testing.T) {
 	fields := e.Do(t, http.MethodGet, path+"?after=yesterday&before=x&limit=0&cursor=%25", e.AdminToken, nil).FieldErrors(t)
 	require.ElementsMatch(t, []string{"after", "before", "limit", "cursor"}, fields)
 
-	// Roles: the domain's admins may read it; others not.
+	// Roles: the domain's admins may read it; others not. (Its users log in with local
+	// passwords from here on: the directory it named does not exist.)
+	require.Equal(t, http.StatusOK, e.Do(t, http.MethodPatch, "/api/v1/domains/"+dom, e.AdminToken,
+		map[string]any{"auth": map[string]any{"mechanism": "internal"}}).Status)
 	_, mine := e.User(t, dom, apitest.DomainAdmin)
 	require.Equal(t, http.StatusOK, e.Do(t, http.MethodGet, path, mine, nil).Status)
 	_, theirs := e.User(t, unrelated, apitest.DomainAdmin)
