@@ -34,14 +34,7 @@ func (e *env) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	if pc.MaxConns < 32 {
 		pc.MaxConns = 32
 	}
-	// Plan every execution for its parameters. pgx prepares statements per connection, and
-	// after five runs PostgreSQL may switch to a generic plan chosen while the tables were still
-	// near empty (a sequential scan), then keep it as they grow: loading a stream went from a
-	// 0.1 ms index scan to 4 ms and the account-creation rate fell from 2,200/s to 411/s in one
-	// run. Planning these small queries each time costs far less than that risk.
-	if _, set := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
-		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
-	}
+
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
