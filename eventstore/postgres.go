@@ -33,9 +33,6 @@ func NewPostgres(pool *pgxpool.Pool, registry *Registry) *Postgres {
 	return &Postgres{pool: pool, registry: registry}
 }
 
-// Pool returns the pool the store reads with.
-func (s *Postgres) Pool() *pgxpool.Pool { return s.pool }
-
 // Registry returns the event registry.
 func (s *Postgres) Registry() *Registry { return s.registry }
 

@@ -180,19 +180,6 @@ func (s *Service) queueClaim(b *pgx.Batch, addr domain.Address, kind, owner stri
 	}
 }
 
-// UpdateAccount patches an account.
-func (s *Service) UpdateAccount(ctx context.Context, req Request, addr domain.Address, cmd domain.UpdateAccount) (Outcome, error) {
-	return s.accountCommand(ctx, req, addr, func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error) {
-		if cmd.COS != nil {
-			var err error
-			if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.COS); err != nil {
-				return nil, err
-			}
-		}
-		return a.Decide(cmd)
-	}, nil)
-}
-
 // AccountPatch is everything one PATCH of an account may change.
 type AccountPatch struct {
 	Update domain.UpdateAccount
@@ -265,24 +252,6 @@ func (s *Service) PatchAccount(ctx context.Context, req Request, addr domain.Add
 			return nil, err
 		}
 		return append(events, more...), nil
-	}, nil)
-}
-
-// SetPassword replaces an account's password.
-func (s *Service) SetPassword(ctx context.Context, req Request, addr domain.Address, cred Credentials) (Outcome, error) {
-	a, _, err := load[domain.Account](ctx, s, s.pool, domain.AccountStreamID(addr))
-	if err != nil {
-		return Outcome{}, err
-	}
-	if !a.Exists() {
-		return Outcome{}, fmt.Errorf("account %s: %w", addr, domain.ErrNotFound)
-	}
-	secret, err := s.sealCredentials(ctx, addr, a.COS, cred)
-	if err != nil {
-		return Outcome{}, err
-	}
-	return s.accountCommand(ctx, req, addr, func(_ context.Context, _ pgx.Tx, a domain.Account) ([]domain.Event, error) {
-		return a.Decide(domain.SetPassword{PasswordSecret: secret})
 	}, nil)
 }
 

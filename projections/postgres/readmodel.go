@@ -178,15 +178,6 @@ func (r *ReadModel) ListDomains(ctx context.Context, q ListQuery) ([]DomainRow, 
 		ORDER BY d.name LIMIT $5`, q.After, q.Status, q.Q, likePattern(q.Q), q.Limit)
 }
 
-// DomainsWithDefaultCOS names the domains whose default COS is name.
-func (r *ReadModel) DomainsWithDefaultCOS(ctx context.Context, name string) ([]string, error) {
-	rows, err := r.db.Query(ctx, `SELECT name FROM rm_domains WHERE default_cos = $1 ORDER BY name`, name)
-	if err != nil {
-		return nil, fmt.Errorf("read model: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
 func (r *ReadModel) domains(ctx context.Context, where string, args ...any) ([]DomainRow, error) {
 	rows, err := r.db.Query(ctx, `SELECT d.version, d.state, d.created_at, d.updated_at,
 		(SELECT count(*) FROM rm_accounts a WHERE a.domain = d.name AND NOT a.deleted),
@@ -223,15 +214,6 @@ func (r *ReadModel) ListAccounts(ctx context.Context, domainName string, q ListQ
 	return r.accounts(ctx, `WHERE domain = $1 AND NOT deleted AND address > $2 AND ($3 = '' OR status = $3)
 		AND ($4 = '' OR address ILIKE $5 OR display_name ILIKE $5)
 		ORDER BY address LIMIT $6`, domainName, q.After, q.Status, q.Q, likePattern(q.Q), q.Limit)
-}
-
-// AccountsUsingCOS names the accounts assigned the COS explicitly.
-func (r *ReadModel) AccountsUsingCOS(ctx context.Context, name string) ([]string, error) {
-	rows, err := r.db.Query(ctx, `SELECT address FROM rm_accounts WHERE cos = $1 AND NOT deleted ORDER BY address`, name)
-	if err != nil {
-		return nil, fmt.Errorf("read model: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 func (r *ReadModel) accounts(ctx context.Context, where string, args ...any) ([]AccountRow, error) {
