@@ -220,3 +220,24 @@ func TestUnknownPathsAndMethodsAreProblems(t *testing.T) {
 	e.Do(t, http.MethodGet, "/api/v1/nothing-here", e.AdminToken, nil).Problem(t, http.StatusNotFound)
 	e.Do(t, http.MethodGet, "/nothing-here", "", nil).Problem(t, http.StatusNotFound)
 }
+
+func TestCloseDomainIdempotentReplay(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t)
+	name := e.CreateDomain(t, nil)
+	key := apitest.Unique("close-")
+	first := e.Do(t, http.MethodPost, "/api/v1/domains/"+name+"/close", e.AdminToken, nil, "Idempotency-Key", key)
+	require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+	again := e.Do(t, http.MethodPost, "/api/v1/domains/"+name+"/close", e.AdminToken, nil, "Idempotency-Key", key)
+	require.Equal(t, http.StatusOK, again.Status, "%s", again.Body)
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	require.JSONEq(t, string(first.Body), string(again.Body))
+	var closed int
+	require.NoError(t, e.Pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE stream_id = $1 AND event_type = 'DomainClosed'`,
+		"domain-"+name).Scan(&closed))
+	require.Equal(t, 1, closed)
+	// The same key for another domain's close is another request.
+	other := e.CreateDomain(t, nil)
+	e.Do(t, http.MethodPost, "/api/v1/domains/"+other+"/close", e.AdminToken, nil, "Idempotency-Key", key).
+		Problem(t, http.StatusUnprocessableEntity)
+}
