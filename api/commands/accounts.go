@@ -38,26 +38,42 @@ type AccountView struct {
 	COS *domain.COS
 }
 
-// accountView fills an AccountView from the command's transaction (the domain and the global
-// configuration were read with the account; only the COS may cost a query).
-func (s *Service) accountView(ctx context.Context, tx pgx.Tx, a domain.Account, version int, into **AccountView) error {
-	d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(a.Address.Domain))
+// settingsOf reads what an account's effective values depend on — the global configuration,
+// its domain and the COS it uses (nil when that does not exist) — through q: a command's
+// transaction (whose streams read already cost nothing) or the pool.
+func (s *Service) settingsOf(ctx context.Context, q eventstore.DBTX, a domain.Account) (*AccountView, error) {
+	g, _, err := load[domain.GlobalConfig](ctx, s, q, domain.GlobalConfigStreamID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	g, _, err := load[domain.GlobalConfig](ctx, s, tx, domain.GlobalConfigStreamID)
+	d, _, err := load[domain.Domain](ctx, s, q, domain.DomainStreamID(a.Address.Domain))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	v := &AccountView{Account: a, Version: version, Domain: d, Global: g.WithDefaults()}
+	v := &AccountView{Account: a, Domain: d, Global: g.WithDefaults()}
 	name, _ := domain.EffectiveCOSName(g, d, a)
-	c, _, err := load[domain.COS](ctx, s, tx, domain.COSStreamID(name))
+	c, _, err := load[domain.COS](ctx, s, q, domain.COSStreamID(name))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c.Exists() {
 		v.COS = &c
 	}
+	return v, nil
+}
+
+// Effective resolves the account's effective values against its settings.
+func (v *AccountView) Effective() domain.Effective {
+	return domain.EffectiveAccount(v.Global, v.Domain, v.COS, v.Account)
+}
+
+// accountView fills an AccountView from the command's transaction.
+func (s *Service) accountView(ctx context.Context, tx pgx.Tx, a domain.Account, version int, into **AccountView) error {
+	v, err := s.settingsOf(ctx, tx, a)
+	if err != nil {
+		return err
+	}
+	v.Version = version
 	*into = v
 	return nil
 }
@@ -386,24 +402,10 @@ func (s *Service) sealCredentials(ctx context.Context, addr domain.Address, cos 
 
 // passwordMinLength resolves the effective minimum for an account of that domain and COS.
 func (s *Service) passwordMinLength(ctx context.Context, addr domain.Address, cos *string) (int, error) {
-	g, _, err := load[domain.GlobalConfig](ctx, s, s.pool, domain.GlobalConfigStreamID)
+	v, err := s.settingsOf(ctx, s.pool, domain.Account{Address: addr, COS: cos})
 	if err != nil {
 		return 0, err
 	}
-	d, _, err := load[domain.Domain](ctx, s, s.pool, domain.DomainStreamID(addr.Domain))
-	if err != nil {
-		return 0, err
-	}
-	a := domain.Account{Address: addr, COS: cos}
-	name, _ := domain.EffectiveCOSName(g, d, a)
-	c, _, err := load[domain.COS](ctx, s, s.pool, domain.COSStreamID(name))
-	if err != nil {
-		return 0, err
-	}
-	var cp *domain.COS
-	if c.Exists() {
-		cp = &c
-	}
-	v, _ := domain.EffectiveAccount(g, d, cp, a).Values["password_min_length"].(int)
-	return v, nil
+	n, _ := v.Effective().Values["password_min_length"].(int)
+	return n, nil
 }

@@ -137,12 +137,13 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	req := Request{Meta: metaFor(addr.String(), ip)}
 	out, err := run(ctx, s, req, step[domain.Account]{
 		stream: accountStream(addr),
+		with:   accountContext(addr, a.COS),
 		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
 			d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(addr.Domain))
 			if err != nil {
 				return nil, err
 			}
-			lifetime, err := s.sessionLifetime(ctx, tx, d, a)
+			lifetime, err := s.sessionLifetime(ctx, tx, a)
 			if err != nil {
 				return nil, err
 			}
@@ -189,21 +190,12 @@ func metaFor(actor, ip string) eventstore.Metadata {
 }
 
 // sessionLifetime is the effective session_lifetime_seconds of the account.
-func (s *Service) sessionLifetime(ctx context.Context, q pgx.Tx, d domain.Domain, a domain.Account) (time.Duration, error) {
-	g, _, err := load[domain.GlobalConfig](ctx, s, q, domain.GlobalConfigStreamID)
+func (s *Service) sessionLifetime(ctx context.Context, q pgx.Tx, a domain.Account) (time.Duration, error) {
+	v, err := s.settingsOf(ctx, q, a)
 	if err != nil {
 		return 0, err
 	}
-	name, _ := domain.EffectiveCOSName(g, d, a)
-	c, _, err := load[domain.COS](ctx, s, q, domain.COSStreamID(name))
-	if err != nil {
-		return 0, err
-	}
-	var cp *domain.COS
-	if c.Exists() {
-		cp = &c
-	}
-	secs, _ := domain.EffectiveAccount(g, d, cp, a).Values["session_lifetime_seconds"].(int)
+	secs, _ := v.Effective().Values["session_lifetime_seconds"].(int)
 	if secs <= 0 {
 		secs = domain.DefaultSessionLifetimeSeconds
 	}
