@@ -317,7 +317,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 		return s.createErrors(r.Context(), name, err, cmd, cred)
 	}
 	cmd.Address = addr
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
@@ -497,7 +497,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 			return err
 		})
 	}
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
@@ -551,7 +551,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
-	req, err := commandRequest(r, nil)
+	req, err := s.commandRequest(r, nil)
 	if err != nil {
 		return err
 	}
@@ -607,7 +607,7 @@ func (s *Server) addAlias(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
@@ -637,7 +637,7 @@ func (s *Server) removeAlias(w http.ResponseWriter, r *http.Request) error {
 	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
-	req, err := commandRequest(r, nil)
+	req, err := s.commandRequest(r, nil)
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,7 @@ func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func (s *Server) createCOS(w http.ResponseWriter, r *http.Request) error {
 	if err := doc.err(); err != nil {
 		return s.withDecision(err, func() error { _, err := domain.COS{}.Decide(cmd); return err })
 	}
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (s *Server) patchCOS(w http.ResponseWriter, r *http.Request) error {
 		cmd.Features = map[string]bool{}
 	}
 	for attempt := 1; ; attempt++ {
-		req, err := commandRequest(r, body)
+		req, err := s.commandRequest(r, body)
 		if err != nil {
 			return err
 		}
@@ -330,7 +330,7 @@ func (s *Server) deleteCOS(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req, err := commandRequest(r, nil)
+	req, err := s.commandRequest(r, nil)
 	if err != nil {
 		return err
 	}

@@ -191,7 +191,7 @@ func (s *Server) createDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBytes(body, &in); err != nil {
 		return err
 	}
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (s *Server) patchDomain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cmd.Clear = doc.clearedNames()
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
@@ -291,7 +291,7 @@ func (s *Server) closeDomain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req, err := commandRequest(r, body)
+	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}

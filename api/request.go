@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gowebpki/jcs"
+
 	"mailplane/api/commands"
+	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/projections/postgres"
 )
@@ -93,7 +95,7 @@ func ifMatch(r *http.Request) (int, error) {
 
 // commandRequest builds what a command carries from the HTTP request. body is the raw request
 // body, which fingerprints an idempotent request.
-func commandRequest(r *http.Request, body []byte) (commands.Request, error) {
+func (s *Server) commandRequest(r *http.Request, body []byte) (commands.Request, error) {
 	v, err := ifMatch(r)
 	if err != nil {
 		return commands.Request{}, err
@@ -108,12 +110,64 @@ func commandRequest(r *http.Request, body []byte) (commands.Request, error) {
 		if len(key) > 255 {
 			return commands.Request{}, errorf(http.StatusBadRequest, "bad-idempotency-key", "Idempotency-Key is limited to 255 characters")
 		}
-		h := sha256.New()
-		fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.Path)
-		h.Write(body)
-		meta.IdempotencyKey, meta.RequestHash = key, h.Sum(nil)
+		meta.IdempotencyKey = key
+		meta.RequestHash = s.Store.HashRequest([]byte(r.Method), []byte(r.URL.Path), withoutSecrets(body))
 	}
 	return commands.Request{Meta: meta, IfMatch: v}, nil
+}
+
+// withoutSecrets returns the body in RFC 8785 form with every secret field left out, so that a
+// request's fingerprint neither holds nor depends on a password: it is keyed besides (see
+// eventstore.HashRequest), but a secret has no business in it at all. Two spellings of the same
+// request fingerprint alike. A body that is not JSON is refused later anyway and is taken as is.
+func withoutSecrets(body []byte) []byte {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	stripSecrets(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	if canon, err := jcs.Transform(b); err == nil {
+		return canon
+	}
+	return b
+}
+
+func stripSecrets(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if isSecretField(k) {
+				delete(x, k)
+				continue
+			}
+			stripSecrets(e)
+		}
+	case []any:
+		for _, e := range x {
+			stripSecrets(e)
+		}
+	}
+}
+
+// isSecretField names the request fields that carry secrets: passwords and their hashes,
+// directory bind passwords, private keys, TOTP secrets and codes.
+func isSecretField(name string) bool {
+	name = strings.ToLower(name)
+	for _, suffix := range []string{"password", "password_hash", "private_key", "secret", "totp_code", "recovery_code"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return domain.IsSecretField(name)
 }
 
 // respond finishes a write whose answer is rendered from the read models: it replays the first

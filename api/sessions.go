@@ -71,7 +71,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
-	req, err := commandRequest(r, nil)
+	req, err := s.commandRequest(r, nil)
 	if err != nil {
 		return err
 	}

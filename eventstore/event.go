@@ -131,6 +131,14 @@ var (
 	ErrIdempotencyMismatch = errors.New("eventstore: idempotency key reused with a different request")
 	// ErrNoEvents means an append was asked to write nothing.
 	ErrNoEvents = errors.New("eventstore: no events to append")
+	// ErrIdempotencyKeyInUse means another request recorded the same idempotency key while this
+	// one ran; trying again finds that request's record (a replay, or ErrIdempotencyMismatch).
+	ErrIdempotencyKeyInUse = errors.New("eventstore: idempotency key used concurrently")
+	// ErrNotFirstWrite means a transaction wrote something before its append (DESIGN.md §2).
+	ErrNotFirstWrite = errors.New("eventstore: an append must be the first write of its transaction")
+	// ErrRekeyPending means chains from before keyed hashing wait to be re-keyed
+	// (RekeyLegacyChains); nothing is appended until then.
+	ErrRekeyPending = errors.New("eventstore: the hash chains wait to be re-keyed (run mailplane migrate)")
 	// ErrUnknownEvent means the registry does not know an event type.
 	ErrUnknownEvent = errors.New("eventstore: unknown event type")
 )
@@ -168,6 +176,9 @@ func encode(events []Event) ([]encoded, error) {
 		sv := 1
 		if v, ok := ev.(Versioned); ok {
 			sv = v.SchemaVersion()
+		}
+		if err := checkIJSON(data); err != nil {
+			return nil, fmt.Errorf("eventstore: %s: %w", ev.EventType(), err)
 		}
 		// Canonical form here makes the stored jsonb and the hashed bytes agree.
 		canon, err := canonicalJSON(data)

@@ -2,71 +2,74 @@ package eventstore
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
-	"strconv"
+	"io"
+	"math/big"
+	"strings"
 	"time"
+
+	"github.com/gowebpki/jcs"
 )
 
 // GenesisHash is the previous hash of every stream's first event.
 var GenesisHash = make([]byte, sha256.Size)
 
-// canonicalJSON re-encodes a JSON document in one deterministic form: object keys sorted, no
-// insignificant space, numbers in their shortest form. PostgreSQL's jsonb keeps values but not
-// their spelling, so the hash is taken over this form, which the same data always produces
-// whether it comes from a Go struct or back out of jsonb.
+// maxSafeInteger is the largest integer an IEEE double holds exactly (2^53 - 1). RFC 8785
+// canonicalises numbers as doubles, so a larger integer would hash like its neighbours: events
+// are refused an integer beyond it (I-JSON, RFC 7493), and domain validation keeps every count
+// and quota below it. Integral values spelt with an exponent or a fraction are doubles to begin
+// with (Go writes float64 fields that way), so hashing them as doubles loses nothing a Go reader
+// would see; and a stored integer changed to a neighbour beyond the bound no longer hashes like
+// the original, which was within it.
+const maxSafeInteger = 1<<53 - 1
+
+// ErrNotIJSON means an event holds an integer RFC 8785 cannot canonicalise faithfully.
+var ErrNotIJSON = errors.New("eventstore: not I-JSON")
+
+// canonicalJSON returns the RFC 8785 (JCS) form of a JSON document: object members sorted by
+// their UTF-16 code units, no insignificant space, numbers as ECMAScript prints doubles, strings
+// with the minimal escapes. PostgreSQL's jsonb keeps values but not their spelling; this form is
+// the same whether the data comes from a Go struct or back out of jsonb, so the chain is taken
+// over it, and anyone can recompute it from the RFC alone.
 func canonicalJSON(raw []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	v, err := normaliseNumbers(v)
+	out, err := jcs.Transform(raw)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("eventstore: canonicalise: %w", err)
 	}
-	return json.Marshal(v)
+	return out, nil
 }
 
-func normaliseNumbers(v any) (any, error) {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return json.Number(strconv.FormatInt(i, 10)), nil
+// checkIJSON refuses integers spelt beyond ±(2^53 - 1), which a double would round; it runs on
+// what is about to be appended.
+func checkIJSON(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
-		f, err := strconv.ParseFloat(string(x), 64)
-		if err != nil || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("number %q out of range", x)
+		if err != nil {
+			return fmt.Errorf("eventstore: canonicalise: %w", err)
 		}
-		if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-			return json.Number(strconv.FormatInt(int64(f), 10)), nil
+		n, ok := tok.(json.Number)
+		if !ok || strings.ContainsAny(string(n), ".eE") {
+			continue
 		}
-		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
-	case map[string]any:
-		for k, e := range x {
-			n, err := normaliseNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = n
-		}
-	case []any:
-		for i, e := range x {
-			n, err := normaliseNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = n
+		i, ok := new(big.Int).SetString(string(n), 10)
+		if !ok || i.CmpAbs(big.NewInt(maxSafeInteger)) > 0 {
+			return fmt.Errorf("%w: integer %s is beyond ±2^53-1", ErrNotIJSON, n)
 		}
 	}
-	return v, nil
 }
 
 // chainLink is what one event contributes to its stream's hash chain. Everything an auditor
-// relies on is in it: where the event sits, what it says, who caused it and when.
+// relies on is in it: where the event sits, what it says, who caused it and when. Only the
+// transaction id is left out: a logical restore has to rewrite it (docs/operations.md).
 type chainLink struct {
 	StreamID      string          `json:"stream_id"`
 	StreamType    string          `json:"stream_type"`
@@ -82,31 +85,34 @@ type chainLink struct {
 // timeFormat fixes recorded_at to the microsecond precision PostgreSQL keeps.
 const timeFormat = "2006-01-02T15:04:05.000000Z"
 
-// linkHash returns SHA-256(prev ‖ canonical event). data and metadata must be canonical JSON.
-func linkHash(prev []byte, l chainLink) ([]byte, error) {
+// chain computes the keyed hash chain: HMAC-SHA-256(key, prev ‖ JCS(link)). The key is derived
+// from the master key, which is not in the database, so whoever holds only the database cannot
+// recompute a chain after changing an event.
+type chain struct {
+	key []byte
+}
+
+// link returns the hash of one event given its predecessor's.
+func (c chain) link(prev []byte, l chainLink) ([]byte, error) {
 	b, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(b)
-	return h.Sum(nil), nil
+	canon, err := canonicalJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, c.key)
+	m.Write(prev)
+	m.Write(canon)
+	return m.Sum(nil), nil
 }
 
-// recomputeHash hashes a stored event (not upcast) as read back.
-func recomputeHash(e RecordedEvent) ([]byte, error) {
-	data, err := canonicalJSON(e.Data)
-	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
-	}
-	meta, err := canonicalJSON(e.rawMetadata)
-	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	return linkHash(e.PrevHash, chainLink{
+// recompute hashes a stored event (not upcast) as read back.
+func (c chain) recompute(e RecordedEvent) ([]byte, error) {
+	return c.link(e.PrevHash, chainLink{
 		StreamID: e.StreamID, StreamType: e.StreamType, Domain: e.Domain, Version: e.Version,
-		Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data, Metadata: meta,
+		Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.rawMetadata,
 		RecordedAt: formatTime(e.RecordedAt),
 	})
 }

@@ -15,24 +15,30 @@ import (
 type Memory struct {
 	mu       sync.Mutex
 	registry *Registry
+	settings
+	chain    chain
+	requests requestHasher
 	events   []RecordedEvent
 	streams  map[string][]int // stream id → indexes into events
 	keys     map[[2]string]memoryKey
-	clock    func() time.Time
 }
 
 type memoryKey struct {
 	hash   []byte
 	result AppendResult
+	at     time.Time
 }
 
 // NewMemory returns an empty in-memory store.
-func NewMemory(registry *Registry) *Memory {
+func NewMemory(registry *Registry, opts ...Option) *Memory {
+	st := newSettings(opts)
 	return &Memory{
 		registry: registry,
+		settings: st,
+		chain:    st.chain(),
+		requests: st.requests(),
 		streams:  make(map[string][]int),
 		keys:     make(map[[2]string]memoryKey),
-		clock:    now,
 	}
 }
 
@@ -50,9 +56,9 @@ func (m *Memory) Append(_ context.Context, stream Stream, expected ExpectedVersi
 	if meta.IdempotencyKey != "" {
 		reqHash = meta.RequestHash
 		if reqHash == nil {
-			reqHash = requestHash(stream, enc)
+			reqHash = m.requests.events(stream, enc)
 		}
-		if k, ok := m.keys[key]; ok {
+		if k, ok := m.keys[key]; ok && m.clock().Sub(k.at) < m.idempotencyTTL {
 			if !bytes.Equal(k.hash, reqHash) {
 				return AppendResult{}, ErrIdempotencyMismatch
 			}
@@ -64,9 +70,10 @@ func (m *Memory) Append(_ context.Context, stream Stream, expected ExpectedVersi
 
 	idx := m.streams[stream.ID]
 	version, prevHash := 0, GenesisHash
+	var prevAt time.Time
 	if len(idx) > 0 {
 		last := m.events[idx[len(idx)-1]]
-		version, prevHash = last.Version, last.Hash
+		version, prevHash, prevAt = last.Version, last.Hash, last.RecordedAt
 	}
 	if expected != Any && int(expected) != version {
 		return AppendResult{}, &ConcurrencyError{StreamID: stream.ID, Expected: expected}
@@ -78,12 +85,12 @@ func (m *Memory) Append(_ context.Context, stream Stream, expected ExpectedVersi
 	if metaJSON, err = canonicalJSON(metaJSON); err != nil {
 		return AppendResult{}, err
 	}
-	at := m.clock()
+	at := m.stamp(prevAt)
 	txid := uint64(len(m.events) + 1)
 	res := AppendResult{StreamID: stream.ID, FirstVersion: version + 1, TransactionID: txid, RecordedAt: at}
 	for _, e := range enc {
 		version++
-		h, err := linkHash(prevHash, chainLink{
+		h, err := m.chain.link(prevHash, chainLink{
 			StreamID: stream.ID, StreamType: stream.Type, Domain: stream.Domain, Version: version,
 			Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: metaJSON,
 			RecordedAt: formatTime(at),
@@ -104,7 +111,7 @@ func (m *Memory) Append(_ context.Context, stream Stream, expected ExpectedVersi
 	}
 	res.LastVersion = version
 	if meta.IdempotencyKey != "" {
-		m.keys[key] = memoryKey{hash: reqHash, result: res}
+		m.keys[key] = memoryKey{hash: reqHash, result: res, at: at}
 	}
 	return res, nil
 }
@@ -113,13 +120,26 @@ func (m *Memory) Append(_ context.Context, stream Stream, expected ExpectedVersi
 func (m *Memory) Load(_ context.Context, streamID string, opts LoadOptions) ([]RecordedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	upTo := opts.UpToVersion
+	if !opts.AsOf.IsZero() {
+		// The largest version recorded at or before the moment, as the Postgres store does.
+		asOf := 0
+		for _, i := range m.streams[streamID] {
+			if e := m.events[i]; !e.RecordedAt.After(opts.AsOf) && e.Version > asOf {
+				asOf = e.Version
+			}
+		}
+		if upTo == 0 || asOf < upTo {
+			upTo = asOf
+		}
+		if upTo == 0 {
+			return nil, nil
+		}
+	}
 	var out []RecordedEvent
 	for _, i := range m.streams[streamID] {
 		e := m.events[i]
-		if opts.UpToVersion > 0 && e.Version > opts.UpToVersion {
-			break
-		}
-		if !opts.AsOf.IsZero() && e.RecordedAt.After(opts.AsOf) {
+		if upTo > 0 && e.Version > upTo {
 			break
 		}
 		out = append(out, e)
@@ -161,7 +181,7 @@ func (m *Memory) Verify(context.Context) (VerifyReport, error) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	var c chainChecker
+	c := chainChecker{chain: m.chain}
 	for _, id := range ids {
 		for _, i := range m.streams[id] {
 			c.check(m.events[i])

@@ -8,7 +8,7 @@ import (
 )
 
 func TestMemoryConformance(t *testing.T) {
-	eventstoretest.Run(t, func(t *testing.T, r *eventstore.Registry) eventstore.Store {
-		return eventstore.NewMemory(r)
+	eventstoretest.Run(t, func(t *testing.T, r *eventstore.Registry, opts ...eventstore.Option) eventstore.Store {
+		return eventstore.NewMemory(r, opts...)
 	})
 }

@@ -3,7 +3,6 @@ package eventstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,22 +25,56 @@ type DBTX interface {
 type Postgres struct {
 	pool     *pgxpool.Pool
 	registry *Registry
+	settings
+	chain    chain
+	requests requestHasher
 }
 
 // NewPostgres returns a store over the pool. The registry upcasts what it reads.
-func NewPostgres(pool *pgxpool.Pool, registry *Registry) *Postgres {
-	return &Postgres{pool: pool, registry: registry}
+func NewPostgres(pool *pgxpool.Pool, registry *Registry, opts ...Option) *Postgres {
+	st := newSettings(opts)
+	return &Postgres{pool: pool, registry: registry, settings: st, chain: st.chain(), requests: st.requests()}
 }
 
 // Registry returns the event registry.
 func (s *Postgres) Registry() *Registry { return s.registry }
+
+// HashRequest fingerprints a request for its idempotency key: an HMAC keyed from the master key,
+// so that the stored value cannot confirm a guess of what the request held. Callers leave
+// secrets out of the parts anyway.
+func (s *Postgres) HashRequest(parts ...[]byte) []byte { return s.requests.sum(parts...) }
+
+// maxAppendAttempts bounds the retries of Append (see Append).
+const maxAppendAttempts = 50
 
 // Append appends events on their own. Without an idempotency key it is a single INSERT (after
 // at most one read of the stream's head), which needs no explicit transaction: the statement is
 // atomic, and the unique (stream_id, stream_version) key refuses a concurrent append that read
 // the same head. That saves the BEGIN and COMMIT round trips. With a key, the events and the
 // key's record are written in one transaction.
+//
+// With Any, a concurrent append to the same stream makes it read the new head and try again, so
+// Any never fails with ErrConcurrency. A key another request took meanwhile makes it try again
+// too: the retry finds that request's record and replays it (or reports the mismatch).
 func (s *Postgres) Append(ctx context.Context, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (AppendResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := s.appendOnce(ctx, stream, expected, meta, events...)
+		switch {
+		case err == nil:
+			return res, nil
+		case attempt == maxAppendAttempts:
+			return res, err
+		case errors.Is(err, ErrIdempotencyKeyInUse):
+		case errors.Is(err, ErrConcurrency) && expected == Any:
+		case errors.Is(err, ErrConcurrency) && meta.IdempotencyKey != "" && attempt == 1:
+			// The winner may have been this very request sent twice: the retry's lookup says.
+		default:
+			return res, err
+		}
+	}
+}
+
+func (s *Postgres) appendOnce(ctx context.Context, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (AppendResult, error) {
 	if meta.IdempotencyKey == "" {
 		return s.AppendTx(ctx, s.pool, stream, expected, meta, events...)
 	}
@@ -56,7 +89,8 @@ func (s *Postgres) Append(ctx context.Context, stream Stream, expected ExpectedV
 
 // AppendTx appends events to a stream inside the caller's transaction. It must be the
 // transaction's first write (reads may come before it): the transaction id it takes then orders
-// the events for every reader. On an error the transaction is unusable and must be rolled back.
+// the events for every reader. It fails with ErrNotFirstWrite otherwise. On an error the
+// transaction is unusable and must be rolled back; AppendTx does not retry.
 //
 // With meta.IdempotencyKey set, a key already used by the same actor returns the first append's
 // result and appends nothing; reused for a different request it returns ErrIdempotencyMismatch.
@@ -66,26 +100,35 @@ func (s *Postgres) AppendTx(ctx context.Context, tx DBTX, stream Stream, expecte
 	if err != nil {
 		return AppendResult{}, err
 	}
+	var sendErr error
 	if b.Len() > 0 {
-		if err := tx.SendBatch(ctx, b).Close(); err != nil && p.err == nil {
-			return AppendResult{}, s.mapWriteError(err, stream.ID, expected)
-		}
+		sendErr = tx.SendBatch(ctx, b).Close()
 	}
-	return p.Result()
+	return p.Finish(sendErr)
 }
 
 // PendingAppend is an append whose reads are done and whose writes wait in a batch.
 type PendingAppend struct {
-	res  AppendResult
-	err  error
-	sent bool
+	res    AppendResult
+	err    error
+	sent   bool
+	stream string
 }
 
-// Result returns what the append wrote, once its batch was sent (or the first append's result
-// for a repeated idempotency key, which queues nothing).
-func (p *PendingAppend) Result() (AppendResult, error) {
+// Finish returns what the append wrote, given the outcome of sending its batch (or the first
+// append's result for a repeated idempotency key, which queues nothing). A failure of the
+// append's own statements is translated (ErrConcurrency, ErrIdempotencyKeyInUse,
+// ErrNotFirstWrite); a failure of the caller's statements in the same batch is returned as is.
+func (p *PendingAppend) Finish(sendErr error) (AppendResult, error) {
 	if p.err != nil {
 		return AppendResult{}, p.err
+	}
+	if sendErr != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(sendErr, &pgErr) && pgErr.ConstraintName == constraintIdempotencyKey {
+			return AppendResult{}, fmt.Errorf("%w: %s", ErrIdempotencyKeyInUse, p.stream)
+		}
+		return AppendResult{}, sendErr
 	}
 	if !p.sent {
 		return AppendResult{}, errors.New("eventstore: the append's batch was not sent")
@@ -95,26 +138,26 @@ func (p *PendingAppend) Result() (AppendResult, error) {
 
 // QueueAppend does the reads of an append (the idempotency record, the stream's head) through
 // q, and queues its writes in b, so that a caller can send them together with its own writes in
-// one round trip: b must then be sent in the same transaction (SendBatch), its append first.
-// The same rules as AppendTx hold.
+// one round trip: b must then be sent in the same transaction (SendBatch), its append first,
+// and the outcome given to Finish. The same rules as AppendTx hold.
 func (s *Postgres) QueueAppend(ctx context.Context, q DBTX, b *pgx.Batch, stream Stream, expected ExpectedVersion, meta Metadata, events ...Event) (*PendingAppend, error) {
 	enc, err := encode(events)
 	if err != nil {
 		return nil, err
 	}
-	p := &PendingAppend{}
+	p := &PendingAppend{stream: stream.ID}
 	var reqHash []byte
 	if meta.IdempotencyKey != "" {
 		reqHash = meta.RequestHash
 		if reqHash == nil {
-			reqHash = requestHash(stream, enc)
+			reqHash = s.requests.events(stream, enc)
 		}
 		rec, found, err := s.LookupIdempotency(ctx, q, meta.Actor, meta.IdempotencyKey)
 		if err != nil {
 			return nil, err
 		}
 		if found {
-			if !bytes.Equal(rec.RequestHash, reqHash) {
+			if !rec.Matches(reqHash) {
 				return nil, ErrIdempotencyMismatch
 			}
 			p.res, p.sent = rec.Result, true
@@ -122,7 +165,7 @@ func (s *Postgres) QueueAppend(ctx context.Context, q DBTX, b *pgx.Batch, stream
 		}
 	}
 
-	prevVersion, prevHash, err := s.head(ctx, q, stream.ID, expected)
+	head, err := s.head(ctx, q, stream.ID, expected)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +176,7 @@ func (s *Postgres) QueueAppend(ctx context.Context, q DBTX, b *pgx.Batch, stream
 	if metaJSON, err = canonicalJSON(metaJSON); err != nil {
 		return nil, err
 	}
-	at := now()
+	at := s.stamp(head.recordedAt)
 
 	n := len(enc)
 	versions := make([]int32, n)
@@ -142,9 +185,10 @@ func (s *Postgres) QueueAppend(ctx context.Context, q DBTX, b *pgx.Batch, stream
 	datas := make([]string, n)
 	prevs := make([][]byte, n)
 	hashes := make([][]byte, n)
+	prevHash := head.hash
 	for i, e := range enc {
-		v := prevVersion + 1 + i
-		h, err := linkHash(prevHash, chainLink{
+		v := head.version + 1 + i
+		h, err := s.chain.link(prevHash, chainLink{
 			StreamID: stream.ID, StreamType: stream.Type, Domain: stream.Domain, Version: v,
 			Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: metaJSON,
 			RecordedAt: formatTime(at),
@@ -161,10 +205,10 @@ func (s *Postgres) QueueAppend(ctx context.Context, q DBTX, b *pgx.Batch, stream
 	if stream.Domain != "" {
 		domain = &stream.Domain
 	}
-	p.res = AppendResult{StreamID: stream.ID, FirstVersion: prevVersion + 1, LastVersion: prevVersion + n, RecordedAt: at}
+	p.res = AppendResult{StreamID: stream.ID, FirstVersion: head.version + 1, LastVersion: head.version + n, RecordedAt: at}
 	scan := func(row pgx.Row) error {
 		if err := row.Scan(&p.res.LastPosition, &p.res.TransactionID); err != nil {
-			p.err = s.mapWriteError(err, stream.ID, expected)
+			p.err = mapWriteError(err, stream.ID, expected)
 			return p.err
 		}
 		p.sent = true
@@ -178,102 +222,135 @@ func (s *Postgres) QueueAppend(ctx context.Context, q DBTX, b *pgx.Batch, stream
 			versions, types, schemas, datas, prevs, hashes).QueryRow(scan)
 	}
 	if meta.IdempotencyKey != "" {
+		// An expired record of the same key gives way; a live one makes the insert fail on the
+		// primary key, which Finish reports as ErrIdempotencyKeyInUse.
+		b.Queue(`DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at <= now() - make_interval(secs => $3)`,
+			meta.Actor, meta.IdempotencyKey, s.idempotencyTTL.Seconds())
 		// Written in the same batch, so its position comes from the row just inserted.
 		b.Queue(`INSERT INTO idempotency_keys
 			(scope, key, request_hash, stream_id, first_version, last_version, transaction_id, last_position)
 			VALUES ($1, $2, $3, $4, $5, $6, pg_current_xact_id(),
 				(SELECT position FROM events WHERE stream_id = $4 AND stream_version = $6))`,
-			meta.Actor, meta.IdempotencyKey, reqHash, stream.ID, p.res.FirstVersion, p.res.LastVersion).
-			Exec(func(pgconn.CommandTag) error { return nil })
+			meta.Actor, meta.IdempotencyKey, reqHash, stream.ID, p.res.FirstVersion, p.res.LastVersion)
 	}
 	return p, nil
 }
 
+// The append's inserts refuse to run unless they are the transaction's first write
+// (events_first_write, checked once per statement before the first row goes in): readers order
+// by the transaction id taken at the first write, so an earlier write would let this
+// transaction sort ahead of the version it read.
 const insertOne = `INSERT INTO events
 	(stream_id, stream_type, stream_version, domain, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
-	VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+	SELECT $1::text, $2::text, $3::int, $4::text, $5::text, $6::int, $7::jsonb, $8::jsonb, $9::timestamptz, $10::bytea, $11::bytea
+	WHERE (SELECT events_first_write())
 	RETURNING position, transaction_id::text::bigint`
 
 // insertMany writes a batch in one statement; rows keep the order of the arrays.
 const insertMany = `WITH ins AS (
 	INSERT INTO events
 	(stream_id, stream_type, stream_version, domain, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)
-	SELECT $1, $2, u.v, $3, u.t, u.s, u.d::jsonb, $4::jsonb, $5, u.p, u.h
+	SELECT $1::text, $2::text, u.v, $3::text, u.t, u.s, u.d::jsonb, $4::jsonb, $5::timestamptz, u.p, u.h
 	FROM unnest($6::int[], $7::text[], $8::int[], $9::text[], $10::bytea[], $11::bytea[]) WITH ORDINALITY AS u(v, t, s, d, p, h, o)
+	WHERE (SELECT events_first_write())
 	ORDER BY u.o
 	RETURNING position, transaction_id)
 	SELECT max(position), pg_current_xact_id()::text::bigint FROM ins`
 
-func (s *Postgres) mapWriteError(err error, streamID string, expected ExpectedVersion) error {
+// Constraint and error names the store translates (see migrations).
+const (
+	constraintStreamVersion  = "events_stream_version_key"
+	constraintIdempotencyKey = "idempotency_keys_pkey"
+	sqlstateNotFirstWrite    = "MP001"
+	sqlstateRekeyPending     = "MP002"
+)
+
+// mapWriteError translates a failed append by the constraint or condition that refused it; any
+// other failure is wrapped as is.
+func mapWriteError(err error, streamID string, expected ExpectedVersion) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		return &ConcurrencyError{StreamID: streamID, Expected: expected}
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.ConstraintName == constraintStreamVersion:
+			return &ConcurrencyError{StreamID: streamID, Expected: expected}
+		case pgErr.ConstraintName == constraintIdempotencyKey:
+			return fmt.Errorf("%w: %s", ErrIdempotencyKeyInUse, streamID)
+		case pgErr.Code == sqlstateNotFirstWrite:
+			return fmt.Errorf("%w: append to %s", ErrNotFirstWrite, streamID)
+		case pgErr.Code == sqlstateRekeyPending:
+			return fmt.Errorf("%w: append to %s", ErrRekeyPending, streamID)
+		}
 	}
 	return fmt.Errorf("eventstore: append to %s: %w", streamID, err)
 }
 
-// head returns the version and hash the new events chain onto, checking the expectation.
-func (s *Postgres) head(ctx context.Context, q DBTX, streamID string, expected ExpectedVersion) (int, []byte, error) {
-	switch {
-	case expected == NoStream:
-		return 0, GenesisHash, nil
-	case expected == Any:
-		var v int
-		var h []byte
-		err := q.QueryRow(ctx, `SELECT stream_version, hash FROM events WHERE stream_id = $1
-			ORDER BY stream_version DESC LIMIT 1`, streamID).Scan(&v, &h)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, GenesisHash, nil
-		}
-		if err != nil {
-			return 0, nil, fmt.Errorf("eventstore: head of %s: %w", streamID, err)
-		}
-		return v, h, nil
-	case expected > 0:
-		var h []byte
-		err := q.QueryRow(ctx, `SELECT hash FROM events WHERE stream_id = $1 AND stream_version = $2`,
-			streamID, int32(expected)).Scan(&h)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil, &ConcurrencyError{StreamID: streamID, Expected: expected}
-		}
-		if err != nil {
-			return 0, nil, fmt.Errorf("eventstore: head of %s: %w", streamID, err)
-		}
-		// A later version, if any, makes the insert fail on the unique key.
-		return int(expected), h, nil
-	default:
-		return 0, nil, fmt.Errorf("eventstore: invalid expected version %d", expected)
-	}
+// streamHead is what an append chains onto.
+type streamHead struct {
+	version    int
+	hash       []byte
+	recordedAt time.Time
 }
 
-func requestHash(stream Stream, enc []encoded) []byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", stream.ID, stream.Type)
-	for _, e := range enc {
-		fmt.Fprintf(h, "%s\x00%d\x00", e.Type, e.SchemaVersion)
-		h.Write(e.Data)
-		h.Write([]byte{0})
+// head returns the version and hash the new events chain onto, checking the expectation.
+func (s *Postgres) head(ctx context.Context, q DBTX, streamID string, expected ExpectedVersion) (streamHead, error) {
+	h := streamHead{hash: GenesisHash}
+	switch {
+	case expected == NoStream:
+		return h, nil
+	case expected == Any:
+		err := q.QueryRow(ctx, `SELECT stream_version, hash, recorded_at FROM events WHERE stream_id = $1
+			ORDER BY stream_version DESC LIMIT 1`, streamID).Scan(&h.version, &h.hash, &h.recordedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return streamHead{hash: GenesisHash}, nil
+		}
+		if err != nil {
+			return h, fmt.Errorf("eventstore: head of %s: %w", streamID, err)
+		}
+		return h, nil
+	case expected > 0:
+		err := q.QueryRow(ctx, `SELECT hash, recorded_at FROM events WHERE stream_id = $1 AND stream_version = $2`,
+			streamID, int32(expected)).Scan(&h.hash, &h.recordedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return h, &ConcurrencyError{StreamID: streamID, Expected: expected}
+		}
+		if err != nil {
+			return h, fmt.Errorf("eventstore: head of %s: %w", streamID, err)
+		}
+		// A later version, if any, makes the insert fail on the unique key.
+		h.version = int(expected)
+		return h, nil
+	default:
+		return h, fmt.Errorf("eventstore: invalid expected version %d", expected)
 	}
-	return h.Sum(nil)
 }
 
 // IdempotencyRecord is what a used idempotency key remembers.
 type IdempotencyRecord struct {
-	Result      AppendResult
+	Result AppendResult
+	// RequestHash fingerprints the first request; nil for records older than keyed hashing
+	// (the migration cleared their unkeyed hashes), which match any repeat.
 	RequestHash []byte
 	// ResponseStatus and ResponseBody are the first response, when the caller saved one.
 	ResponseStatus int
 	ResponseBody   []byte
 }
 
-// LookupIdempotency returns the record of an idempotency key used by actor, if any. Its Result
-// has Replayed set.
+// Matches reports whether a repeat with this fingerprint is the same request. A record without
+// a fingerprint matches: answering a repeat with the first result is safe, applying it twice is
+// not.
+func (r IdempotencyRecord) Matches(requestHash []byte) bool {
+	return r.RequestHash == nil || bytes.Equal(r.RequestHash, requestHash)
+}
+
+// LookupIdempotency returns the live record of an idempotency key used by actor, if any (one
+// older than the store's idempotency TTL is gone). Its Result has Replayed set.
 func (s *Postgres) LookupIdempotency(ctx context.Context, q DBTX, actor, key string) (IdempotencyRecord, bool, error) {
 	var rec IdempotencyRecord
 	var status *int32
 	err := q.QueryRow(ctx, `SELECT request_hash, stream_id, first_version, last_version,
 		transaction_id::text::bigint, last_position, response_status, response_body
-		FROM idempotency_keys WHERE scope = $1 AND key = $2`, actor, key).Scan(
+		FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at > now() - make_interval(secs => $3)`,
+		actor, key, s.idempotencyTTL.Seconds()).Scan(
 		&rec.RequestHash, &rec.Result.StreamID, &rec.Result.FirstVersion, &rec.Result.LastVersion,
 		&rec.Result.TransactionID, &rec.Result.LastPosition, &status, &rec.ResponseBody)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -311,14 +388,18 @@ func (s *Postgres) Load(ctx context.Context, streamID string, opts LoadOptions) 
 	return s.LoadTx(ctx, s.pool, streamID, opts)
 }
 
-// LoadTx reads a stream in version order through q (e.g. the command's transaction).
+// LoadTx reads a stream in version order through q (e.g. the command's transaction). As of a
+// moment, it reads up to the largest version recorded at or before it: a prefix of the stream,
+// even where recorded_at went backwards (events written before it was kept monotonic).
 func (s *Postgres) LoadTx(ctx context.Context, q DBTX, streamID string, opts LoadOptions) ([]RecordedEvent, error) {
 	var asOf *time.Time
 	if !opts.AsOf.IsZero() {
 		asOf = &opts.AsOf
 	}
 	rows, err := q.Query(ctx, `SELECT `+selectColumns+` FROM events
-		WHERE stream_id = $1 AND ($2 = 0 OR stream_version <= $2) AND ($3::timestamptz IS NULL OR recorded_at <= $3)
+		WHERE stream_id = $1 AND ($2 = 0 OR stream_version <= $2)
+		  AND ($3::timestamptz IS NULL OR stream_version <= (SELECT coalesce(max(stream_version), 0) FROM events
+				WHERE stream_id = $1 AND recorded_at <= $3))
 		ORDER BY stream_version`, streamID, opts.UpToVersion, asOf)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: load %s: %w", streamID, err)

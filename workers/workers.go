@@ -12,11 +12,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"mailplane/eventstore"
 )
 
 // Config is what the workers need from the outside world.
 type Config struct {
 	Mailer MailerConfig
+	// Anchors records the event store's signed anchors; nil leaves the anchor job out.
+	Anchors *eventstore.Anchors
+	// AnchorFile, when set, receives a copy of every anchor (JSON lines).
+	AnchorFile string
+	// IdempotencyTTL is how long idempotency records are kept (default 24 h).
+	IdempotencyTTL time.Duration
 	// MaxWorkers per queue (default 10).
 	MaxWorkers int
 	// FetchCooldown bounds how soon a new job is picked up (default 50ms).
@@ -42,6 +50,19 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 		if err := river.AddWorkerSafely(ws, &SendEmailWorker{Mailer: mailer}); err != nil {
 			return nil, fmt.Errorf("workers: %w", err)
 		}
+		if cfg.IdempotencyTTL <= 0 {
+			cfg.IdempotencyTTL = eventstore.DefaultIdempotencyTTL
+		}
+		if err := river.AddWorkerSafely(ws, &ExpireIdempotencyKeysWorker{Pool: pool, TTL: cfg.IdempotencyTTL}); err != nil {
+			return nil, fmt.Errorf("workers: %w", err)
+		}
+		rc.PeriodicJobs = append(rc.PeriodicJobs, periodic("expire_idempotency_keys", time.Hour, ExpireIdempotencyKeysArgs{}))
+		if cfg.Anchors != nil {
+			if err := river.AddWorkerSafely(ws, &RecordAnchorWorker{Anchors: cfg.Anchors, File: cfg.AnchorFile, Logger: logger}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			rc.PeriodicJobs = append(rc.PeriodicJobs, periodic("record_anchor", AnchorInterval, RecordAnchorArgs{}))
+		}
 		rc.Workers = ws
 		rc.FetchCooldown = cfg.FetchCooldown
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
@@ -51,4 +72,12 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 		return nil, fmt.Errorf("workers: river client: %w", err)
 	}
 	return c, nil
+}
+
+// periodic is a job the River leader inserts every interval (and once when it is elected);
+// unique per interval, so that two leaders in a hand-over cannot queue it twice.
+func periodic(id string, every time.Duration, args river.JobArgs) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
+		return args, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: every}}
+	}, &river.PeriodicJobOpts{ID: id, RunOnStart: true})
 }

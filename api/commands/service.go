@@ -124,11 +124,24 @@ type step[S any] struct {
 }
 
 // run executes a step, starting over on a concurrent change unless the caller pinned a version.
+// A request with an idempotency key also starts over when it lost a race, since the race may
+// have been against itself sent twice: the new attempt's lookup then finds the first request's
+// record and answers with its result (or with ErrIdempotencyMismatch for a different request),
+// before any If-Match check.
 func run[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S]) (Outcome, error) {
+	keyed := req.Meta.IdempotencyKey != ""
 	for attempt := 1; ; attempt++ {
 		out, err := try(ctx, s, req, st)
-		if errors.Is(err, eventstore.ErrConcurrency) && req.IfMatch == 0 && attempt < maxAttempts {
-			continue
+		if attempt < maxAttempts {
+			switch {
+			case errors.Is(err, eventstore.ErrIdempotencyKeyInUse):
+				continue
+			case errors.Is(err, eventstore.ErrConcurrency) && (req.IfMatch == 0 || keyed && attempt == 1):
+				continue
+			case errors.Is(err, ErrPreconditionFailed) && keyed && attempt == 1:
+				// The version may have moved because of this very request: look again.
+				continue
+			}
 		}
 		if errors.Is(err, eventstore.ErrConcurrency) && req.IfMatch > 0 {
 			return out, fmt.Errorf("%w: %w", ErrPreconditionFailed, err)
@@ -150,7 +163,7 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 			return Outcome{}, err
 		}
 		if found {
-			if req.Meta.RequestHash != nil && string(rec.RequestHash) != string(req.Meta.RequestHash) {
+			if req.Meta.RequestHash != nil && !rec.Matches(req.Meta.RequestHash) {
 				return Outcome{}, eventstore.ErrIdempotencyMismatch
 			}
 			return Outcome{Version: rec.Result.LastVersion, Position: rec.Result.GlobalPosition(), Replayed: true, Record: rec}, nil
@@ -209,12 +222,9 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 	if batch.Len() > 0 {
 		sendErr = tx.SendBatch(ctx, batch).Close()
 	}
-	res, err := pending.Result()
+	res, err := pending.Finish(sendErr)
 	if err != nil {
 		return Outcome{}, err
-	}
-	if sendErr != nil {
-		return Outcome{}, sendErr
 	}
 	if res.Replayed {
 		return Outcome{Version: res.LastVersion, Position: res.GlobalPosition(), Replayed: true}, nil

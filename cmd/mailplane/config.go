@@ -5,29 +5,35 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
+
+	"mailplane/eventstore"
 )
 
 // config is everything mailplane reads from its environment (DESIGN.md §7). It is read here,
 // in main, and handed to the packages through their constructors.
 type config struct {
-	DatabaseURL    string
-	HTTPAddr       string
-	LDAPURL        string
-	LDAPBindDN     string
-	LDAPPassword   string
-	LDAPBaseDN     string
-	SMTPAddr       string
-	MailFrom       string
-	ACMEDirectory  string
-	ACMEEmail      string
-	ACMECAFile     string
-	MasterKeyFile  string
+	DatabaseURL   string
+	HTTPAddr      string
+	LDAPURL       string
+	LDAPBindDN    string
+	LDAPPassword  string
+	LDAPBaseDN    string
+	SMTPAddr      string
+	MailFrom      string
+	ACMEDirectory string
+	ACMEEmail     string
+	ACMECAFile    string
+	MasterKeyFile string
+	// AnchorFile receives a copy of every signed anchor (JSON lines); empty: the log only.
+	AnchorFile     string
+	IdempotencyTTL time.Duration
 	LogFormat      string
 	APIURL         string
 	ClientTokenDir string
 }
 
-func configFromEnv() config {
+func configFromEnv() (config, error) {
 	get := func(k, def string) string {
 		if v, ok := os.LookupEnv(k); ok && v != "" {
 			return v
@@ -35,6 +41,14 @@ func configFromEnv() config {
 		return def
 	}
 	home, _ := os.UserConfigDir()
+	ttl := eventstore.DefaultIdempotencyTTL
+	if v := get("MAILPLANE_IDEMPOTENCY_TTL", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return config{}, fmt.Errorf("MAILPLANE_IDEMPOTENCY_TTL must be a positive duration like 24h, not %q", v)
+		}
+		ttl = d
+	}
 	return config{
 		DatabaseURL:    get("DATABASE_URL", "postgres://localhost:5432/mailplane"),
 		HTTPAddr:       get("MAILPLANE_HTTP_ADDR", "127.0.0.1:8080"),
@@ -48,10 +62,12 @@ func configFromEnv() config {
 		ACMEEmail:      get("MAILPLANE_ACME_EMAIL", ""),
 		ACMECAFile:     get("MAILPLANE_ACME_CA_FILE", ""),
 		MasterKeyFile:  get("MAILPLANE_MASTER_KEY_FILE", ".dev/master.key"),
+		AnchorFile:     get("MAILPLANE_ANCHOR_FILE", ""),
+		IdempotencyTTL: ttl,
 		LogFormat:      get("MAILPLANE_LOG_FORMAT", "text"),
 		APIURL:         get("MAILPLANE_API_URL", ""),
 		ClientTokenDir: get("MAILPLANE_CONFIG_DIR", home+"/mailplane"),
-	}
+	}, nil
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {

@@ -12,6 +12,7 @@ import (
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/eventstore/keyring"
+	"mailplane/migrations"
 	"mailplane/projections"
 	"mailplane/projections/postgres"
 )
@@ -60,23 +61,82 @@ func registry() (*eventstore.Registry, error) {
 	return eventstore.NewRegistry(evs, ups)
 }
 
+// masterKey reads the master key, which every key mailplane uses is derived from.
+func (e *env) masterKey() ([]byte, error) {
+	master, err := keyring.LoadMasterKey(e.cfg.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("MAILPLANE_MASTER_KEY_FILE: %w", err)
+	}
+	return master, nil
+}
+
+// store opens the event store with its key (the hash chains and request fingerprints are keyed
+// from the master key).
+func (e *env) store(pool *pgxpool.Pool, reg *eventstore.Registry) (*eventstore.Postgres, error) {
+	master, err := e.masterKey()
+	if err != nil {
+		return nil, err
+	}
+	key, err := keyring.Derive(master, eventstore.KeyPurpose)
+	if err != nil {
+		return nil, err
+	}
+	return eventstore.NewPostgres(pool, reg, eventstore.WithKey(key), eventstore.WithIdempotencyTTL(e.cfg.IdempotencyTTL)), nil
+}
+
+// anchors opens the anchor recorder with its signing key, derived from the master key.
+func (e *env) anchors(pool *pgxpool.Pool) (*eventstore.Anchors, error) {
+	master, err := e.masterKey()
+	if err != nil {
+		return nil, err
+	}
+	seed, err := keyring.Derive(master, eventstore.AnchorKeyPurpose)
+	if err != nil {
+		return nil, err
+	}
+	return eventstore.NewAnchors(pool, seed)
+}
+
 // service assembles the command service: the event store, the keyring with the master key, and
 // the password hasher.
 func (e *env) service(pool *pgxpool.Pool, reg *eventstore.Registry) (*commands.Service, *eventstore.Postgres, error) {
-	master, err := keyring.LoadMasterKey(e.cfg.MasterKeyFile)
+	master, err := e.masterKey()
 	if err != nil {
-		return nil, nil, fmt.Errorf("MAILPLANE_MASTER_KEY_FILE: %w", err)
+		return nil, nil, err
 	}
 	keys, err := keyring.New(pool, master)
 	if err != nil {
 		return nil, nil, err
 	}
-	store := eventstore.NewPostgres(pool, reg)
+	store, err := e.store(pool, reg)
+	if err != nil {
+		return nil, nil, err
+	}
 	svc, err := commands.New(commands.Deps{
 		Pool: pool, Store: store, Keyring: keys, Logger: e.logger,
 		Hasher: commands.NewHasher(commands.DefaultArgon2, 0),
 	})
 	return svc, store, err
+}
+
+// migrateAll applies the migrations, then re-keys the hash chains written before they were
+// keyed (a one-time step that needs the master key, so it cannot be a SQL migration).
+func (e *env) migrateAll(ctx context.Context, pool *pgxpool.Pool, reg *eventstore.Registry) error {
+	if err := migrations.Up(ctx, pool, e.logger); err != nil {
+		return err
+	}
+	store, err := e.store(pool, reg)
+	if err != nil {
+		return err
+	}
+	rep, err := store.RekeyLegacyChains(ctx)
+	if err != nil {
+		return err
+	}
+	if rep.Done {
+		e.logger.Info("hash chains re-keyed", "streams", rep.Streams, "events", rep.Events)
+	}
+	return nil
 }
 
 // readModelWaiter waits for the Postgres read models (the admin projection).

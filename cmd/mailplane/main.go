@@ -23,7 +23,9 @@ const usage = `usage: mailplane <command> [flags]
 server and operations:
   serve      run the API, the projections and the workers
   migrate    apply database migrations
-  verify     check every event stream's hash chain (exit 1 on tampering)
+  verify     check every hash chain and every signed anchor (exit 1 on tampering)
+             [--anchors FILE] also against an exported copy of the anchors
+  anchors export [--after SEQ] [--out FILE]   the signed anchors as JSON lines
   rebuild    empty a projection's read model so that it replays from position 0
   admin bootstrap --email E --password P   create the first global admin
 
@@ -42,7 +44,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	cfg := configFromEnv()
+	cfg, err := configFromEnv()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	logger, err := newLogger(cfg.LogFormat, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -74,6 +80,7 @@ var subcommands = map[string]func(ctx context.Context, e *env, args []string) er
 	"serve":   serve,
 	"migrate": migrate,
 	"verify":  verify,
+	"anchors": anchorsCommand,
 	"admin":   admin,
 	"rebuild": rebuild,
 	"login":   login,

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-
-	"mailplane/migrations"
 )
 
 func migrate(ctx context.Context, e *env, args []string) error {
@@ -18,7 +16,11 @@ func migrate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Up(ctx, pool, e.logger); err != nil {
+	reg, err := registry()
+	if err != nil {
+		return err
+	}
+	if err := e.migrateAll(ctx, pool, reg); err != nil {
 		return err
 	}
 	e.logger.Info("migrations applied")

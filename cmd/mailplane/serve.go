@@ -41,14 +41,14 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	if !*noMigrate {
-		if err := migrations.Up(ctx, pool, e.logger); err != nil {
-			return err
-		}
-	}
 	reg, err := registry()
 	if err != nil {
 		return err
+	}
+	if !*noMigrate {
+		if err := e.migrateAll(ctx, pool, reg); err != nil {
+			return err
+		}
 	}
 
 	metrics := prometheus.NewRegistry()
@@ -56,6 +56,13 @@ func serve(ctx context.Context, e *env, args []string) error {
 
 	waiter := readModelWaiter(pool)
 	svc, store, err := e.service(pool, reg)
+	if err != nil {
+		return err
+	}
+	if pending, err := store.RekeyPending(ctx); err != nil || pending {
+		return errors.Join(err, errors.New("the hash chains wait to be re-keyed: run mailplane migrate (or serve without --no-migrate)"))
+	}
+	anchors, err := e.anchors(pool)
 	if err != nil {
 		return err
 	}
@@ -69,7 +76,10 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 
 	river, err := workers.NewClient(pool, e.logger, workers.Config{
-		Mailer: workers.MailerConfig{Addr: e.cfg.SMTPAddr, From: e.cfg.MailFrom},
+		Mailer:         workers.MailerConfig{Addr: e.cfg.SMTPAddr, From: e.cfg.MailFrom},
+		Anchors:        anchors,
+		AnchorFile:     e.cfg.AnchorFile,
+		IdempotencyTTL: e.cfg.IdempotencyTTL,
 	}, !*noWorkers)
 	if err != nil {
 		return err

@@ -19,11 +19,14 @@ func TestVerifyExitsNonZeroOnTampering(t *testing.T) {
 
 	reg, err := registry()
 	require.NoError(t, err)
-	e := &env{cfg: configFromEnv()}
+	cfg, err := configFromEnv()
+	require.NoError(t, err)
+	e := &env{cfg: cfg}
 	p, err := e.pool(ctx)
 	require.NoError(t, err)
 	defer p.Close()
-	store := eventstore.NewPostgres(p, reg)
+	store, err := e.store(p, reg)
+	require.NoError(t, err)
 	for _, name := range []string{"a.example", "b.example"} {
 		_, err := store.Append(ctx, eventstore.Stream{ID: domain.DomainStreamID(name), Type: domain.StreamTypeDomain, Domain: name},
 			eventstore.NoStream, eventstore.Metadata{Actor: "test"}, domain.DomainCreated{Name: name, UnicodeName: name, Status: "active"})

@@ -16,8 +16,11 @@ import (
 	"mailplane/eventstore"
 )
 
-// Factory returns an empty store that uses the given registry.
-type Factory func(t *testing.T, registry *eventstore.Registry) eventstore.Store
+// Factory returns an empty store that uses the given registry and options.
+type Factory func(t *testing.T, registry *eventstore.Registry, opts ...eventstore.Option) eventstore.Store
+
+// Key is the store secret tests use (the real one is derived from the master key).
+var Key = []byte("0123456789abcdef0123456789abcdef")
 
 // ThingCreated and friends are the suite's own events.
 type ThingCreated struct {
@@ -68,9 +71,9 @@ func stream(id string) eventstore.Stream {
 // Run runs every conformance test against stores made by newStore.
 func Run(t *testing.T, newStore Factory) {
 	ctx := context.Background()
-	setup := func(t *testing.T) eventstore.Store {
+	setup := func(t *testing.T, opts ...eventstore.Option) eventstore.Store {
 		t.Parallel()
-		return newStore(t, Registry(t))
+		return newStore(t, Registry(t), append([]eventstore.Option{eventstore.WithKey(Key)}, opts...)...)
 	}
 
 	t.Run("AppendNoStreamThenExact", func(t *testing.T) {
@@ -179,6 +182,88 @@ func Run(t *testing.T, newStore Factory) {
 		for i, e := range evs {
 			require.Equal(t, i+1, e.Version, "no gap, no duplicate")
 		}
+	})
+
+	t.Run("AnyNeverFailsUnderConcurrency", func(t *testing.T) {
+		s := setup(t)
+		const writers = 32
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		start := make(chan struct{})
+		for g := 0; g < writers; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				<-start
+				_, err := s.Append(ctx, stream("t-any-race"), eventstore.Any, eventstore.Metadata{}, ThingRenamed{Name: fmt.Sprint(g)})
+				errs <- err
+			}(g)
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err, "Any retries on the unique key instead of failing")
+		}
+		evs, err := s.Load(ctx, "t-any-race", eventstore.LoadOptions{})
+		require.NoError(t, err)
+		require.Len(t, evs, writers)
+		for i, e := range evs {
+			require.Equal(t, i+1, e.Version)
+		}
+		rep, err := s.Verify(ctx)
+		require.NoError(t, err)
+		require.True(t, rep.OK(), "%v", rep.Broken)
+	})
+
+	t.Run("RecordedAtNeverGoesBackwardsWithinAStream", func(t *testing.T) {
+		var mu sync.Mutex
+		clock := time.Now().UTC().Truncate(time.Microsecond)
+		s := setup(t, eventstore.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }))
+		setClock := func(c time.Time) { mu.Lock(); clock = c; mu.Unlock() }
+		created := clock
+		_, err := s.Append(ctx, stream("t-skew"), eventstore.NoStream, eventstore.Metadata{}, ThingCreated{Name: "a"})
+		require.NoError(t, err)
+		// The next writer's clock is five minutes behind the first one's.
+		setClock(created.Add(-5 * time.Minute))
+		_, err = s.Append(ctx, stream("t-skew"), eventstore.Exact(1), eventstore.Metadata{}, ThingRenamed{Name: "b"})
+		require.NoError(t, err)
+		_, err = s.Append(ctx, stream("t-skew"), eventstore.Any, eventstore.Metadata{}, ThingRenamed{Name: "c"})
+		require.NoError(t, err)
+		evs, err := s.Load(ctx, "t-skew", eventstore.LoadOptions{})
+		require.NoError(t, err)
+		require.Len(t, evs, 3)
+		for i := 1; i < len(evs); i++ {
+			require.False(t, evs[i].RecordedAt.Before(evs[i-1].RecordedAt), "version %d recorded before version %d", i+1, i)
+		}
+		// As of a moment the skewed clock named, the stream did not exist yet: nothing, rather
+		// than the later versions without the creation.
+		evs, err = s.Load(ctx, "t-skew", eventstore.LoadOptions{AsOf: created.Add(-time.Minute)})
+		require.NoError(t, err)
+		require.Empty(t, evs)
+		evs, err = s.Load(ctx, "t-skew", eventstore.LoadOptions{AsOf: created})
+		require.NoError(t, err)
+		require.Len(t, evs, 3)
+		require.Equal(t, 1, evs[0].Version)
+		rep, err := s.Verify(ctx)
+		require.NoError(t, err)
+		require.True(t, rep.OK(), "%v", rep.Broken)
+	})
+
+	t.Run("IdempotencyKeyExpires", func(t *testing.T) {
+		s := setup(t, eventstore.WithIdempotencyTTL(300*time.Millisecond))
+		meta := eventstore.Metadata{Actor: "admin@example.test", IdempotencyKey: "short-lived"}
+		_, err := s.Append(ctx, stream("t-ttl"), eventstore.NoStream, meta, ThingCreated{Name: "once"})
+		require.NoError(t, err)
+		again, err := s.Append(ctx, stream("t-ttl"), eventstore.NoStream, meta, ThingCreated{Name: "once"})
+		require.NoError(t, err)
+		require.True(t, again.Replayed)
+		time.Sleep(400 * time.Millisecond)
+		// Expired: the key is free for a new request, which is applied for real.
+		res, err := s.Append(ctx, stream("t-ttl"), eventstore.Exact(1), meta, ThingRenamed{Name: "later"})
+		require.NoError(t, err)
+		require.False(t, res.Replayed)
+		require.Equal(t, 2, res.LastVersion)
 	})
 
 	t.Run("LoadUpToVersionAndAsOf", func(t *testing.T) {

@@ -8,7 +8,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -233,4 +235,18 @@ func open(aead cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 		return nil, errors.New("sealed value too short")
 	}
 	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], ad)
+}
+
+// Derive returns a 32-byte key for one purpose (HKDF-SHA-256 of the master key), so that the
+// event store's chain key, the request-hash key and the anchor signing key are all bound to the
+// master key, which never enters the database, and none of them reveals another.
+func Derive(masterKey []byte, purpose string) ([]byte, error) {
+	if len(masterKey) != 32 {
+		return nil, fmt.Errorf("keyring: master key must be 32 bytes, got %d", len(masterKey))
+	}
+	k, err := hkdf.Key(sha256.New, masterKey, nil, "mailplane "+purpose, 32)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: derive %s: %w", purpose, err)
+	}
+	return k, nil
 }
