@@ -66,6 +66,28 @@ func (s *Service) DeleteCOS(ctx context.Context, req Request, name string) (Outc
 	})
 }
 
+// The referrers cos_references keys its rows by, which the in-use refusal lists: an account's
+// address, a domain's default COS and the global default COS.
+const globalCOSReferrer = "global:default_cos"
+
+func domainCOSReferrer(name string) string { return "domain:" + name }
+
+// queueCOSReference queues, after a command's append, the write that keeps cos_references in
+// step with what referrer refers to: before and after the command's events (nil: no COS). When
+// the events leave the reference as it was, nothing is written. The row holds the new value, not
+// a change to the old one, so it is right whatever it held; and the append's version check makes
+// before the committed state.
+func queueCOSReference(b *pgx.Batch, referrer string, before, after *string) {
+	switch {
+	case before == nil && after == nil, before != nil && after != nil && *before == *after:
+	case after == nil:
+		b.Queue(`DELETE FROM cos_references WHERE referrer = $1`, referrer)
+	default:
+		b.Queue(`INSERT INTO cos_references (referrer, cos) VALUES ($1, $2)
+			ON CONFLICT (referrer) DO UPDATE SET cos = excluded.cos`, referrer, *after)
+	}
+}
+
 // cosUsers lists what references a COS: accounts that name it, domains whose default it is,
 // and the global default. Most come from the read model; the events it has not projected yet
 // are read directly (a change there that names the COS counts as a use, even if a later one
