@@ -2,10 +2,14 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -21,6 +25,107 @@ import (
 // their own transactions; these tests hold it against what the events say.
 
 var testReq = commands.Request{Meta: eventstore.Metadata{Actor: "test"}}
+
+// A COS that only an event the projection has not reached yet refers to cannot be deleted, and
+// the check reads none of the backlog: its cost does not grow with how far behind the
+// projection is.
+func TestDeleteCOSUsedOnlyByAnUnprojectedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := apitest.New(t)
+	name := apitest.Unique("late-")
+	require.Equal(t, http.StatusCreated, e.Do(t, http.MethodPost, cosPath, e.AdminToken, map[string]any{"name": name}).Status)
+	filler := apitest.Unique("filler-")
+	require.Equal(t, http.StatusCreated, e.Do(t, http.MethodPost, cosPath, e.AdminToken, map[string]any{"name": filler}).Status)
+	dom := e.CreateDomain(t, nil)
+
+	e.StopProjections()
+	const backlog = 200
+	touchCOS := func(n int) {
+		for i := 0; i < n; i++ {
+			d := fmt.Sprintf("backlog %d", i)
+			_, err := e.Commands.UpdateCOS(ctx, testReq, filler, domain.UpdateCOS{Description: &d})
+			require.NoError(t, err)
+		}
+	}
+	// The one event that names the COS sits in the middle of the backlog.
+	touchCOS(backlog / 2)
+	addr, err := domain.ParseAddress(apitest.Unique("u") + "@" + dom)
+	require.NoError(t, err)
+	_, err = e.Commands.CreateAccount(ctx, testReq, domain.CreateAccount{Address: addr, COS: &name}, commands.Credentials{})
+	require.NoError(t, err)
+	touchCOS(backlog / 2)
+
+	_, err = e.Reads.Account(ctx, addr.String())
+	require.ErrorIs(t, err, domain.ErrNotFound, "the read model has not seen the account")
+	var unprojected int
+	require.NoError(t, e.Pool.QueryRow(ctx, `SELECT count(*) FROM events e WHERE (e.transaction_id, e.position) >
+		(SELECT c.transaction_id, c.position FROM projection_checkpoints c WHERE c.name = 'postgres.admin')`).Scan(&unprojected))
+	require.GreaterOrEqual(t, unprojected, backlog)
+
+	// Other objects' references, as many as a real installation has, so that the planner
+	// prefers the index to reading the table through.
+	_, err = e.Pool.Exec(ctx, `INSERT INTO cos_references (referrer, cos)
+		SELECT 'filler' || i || '@elsewhere.example', $1 FROM generate_series(1, 20000) i`, filler)
+	require.NoError(t, err)
+	_, err = e.Pool.Exec(ctx, `ANALYZE cos_references`)
+	require.NoError(t, err)
+
+	before := readStats(t, e.Pool)
+	p := e.Do(t, http.MethodDelete, cosPath+"/"+name, e.AdminToken, nil).Problem(t, http.StatusConflict)
+	after := readStats(t, e.Pool)
+	require.Equal(t, []any{addr.String()}, p["users"])
+	read := after.eventRows - before.eventRows
+	t.Logf("the check read %d rows of events with %d unprojected", read, unprojected)
+	// Loading the COS's own stream and appending to it read a handful of rows; a scan of the
+	// unprojected events reads every one of them.
+	require.Less(t, read, int64(40), "the in-use check read the backlog")
+	require.Equal(t, int64(1), after.referenceIndexScans-before.referenceIndexScans, "one lookup in cos_references")
+	require.Equal(t, before.referenceSeqScans, after.referenceSeqScans, "by its index")
+}
+
+// A COS named only by an event the projection parked (the read model never took it in) cannot
+// be deleted.
+func TestDeleteCOSUsedOnlyByAParkedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := apitest.New(t)
+	name := apitest.Unique("parked-")
+	require.Equal(t, http.StatusCreated, e.Do(t, http.MethodPost, cosPath, e.AdminToken, map[string]any{"name": name}).Status)
+	dom := e.CreateDomain(t, nil)
+	account := e.CreateAccount(t, dom, nil)
+	addr, err := domain.ParseAddress(account)
+	require.NoError(t, err)
+
+	// The read model refuses the change, so the projection retries it and then parks it. The
+	// name is a COS name (letters, digits, '-'): safe to put in the statement.
+	_, err = e.Pool.Exec(ctx, fmt.Sprintf(`CREATE FUNCTION refuse_cos() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.cos = '%s' THEN RAISE EXCEPTION 'test: the read model refuses COS %%', NEW.cos; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_cos BEFORE INSERT OR UPDATE ON rm_accounts FOR EACH ROW EXECUTE FUNCTION refuse_cos()`, name))
+	require.NoError(t, err)
+	out, err := e.Commands.PatchAccount(ctx, testReq, addr, commands.AccountPatch{Update: domain.UpdateAccount{COS: &name}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, e.Pool.QueryRow(ctx, `SELECT count(*) FROM projection_dead_letters WHERE position = $1`,
+			out.Position.Position).Scan(&n))
+		return n == 1
+	}, 30*time.Second, 10*time.Millisecond, "the event is parked")
+	var passed bool
+	require.NoError(t, e.Pool.QueryRow(ctx, `SELECT (c.transaction_id, c.position) >= ($1::bigint::text::xid8, $2)
+		FROM projection_checkpoints c WHERE c.name = 'postgres.admin'`,
+		int64(out.Position.TransactionID), out.Position.Position).Scan(&passed))
+	require.True(t, passed, "the projection moved past the parked event")
+	row, err := e.Reads.Account(ctx, account)
+	require.NoError(t, err)
+	require.Nil(t, row.Account.COS, "the read model does not know the account uses the COS")
+
+	p := e.Do(t, http.MethodDelete, cosPath+"/"+name, e.AdminToken, nil).Problem(t, http.StatusConflict)
+	require.Equal(t, []any{account}, p["users"])
+}
 
 // Every command that sets, changes or clears a COS reference leaves cos_references exactly as the
 // events say, and one that does not change a reference does not write it.
@@ -79,6 +184,93 @@ func TestCOSReferencesBackfillFromEvents(t *testing.T) {
 	require.NotContains(t, fromEvents, odd.String())
 	require.NotContains(t, fromEvents, "domain:"+oddDomain)
 	require.Equal(t, fromEvents, backfill())
+}
+
+// Concurrent assignments of a COS (accounts created with it, accounts and domains switched to it,
+// the global default) racing its deletion: either the deletion fails with 409 or nothing live
+// refers to the COS afterwards.
+func TestDeletingACOSRacingEveryKindOfAssignment(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t)
+	domains := []string{e.CreateDomain(t, nil), e.CreateDomain(t, nil)}
+	var accounts []string
+	for i := 0; i < 4; i++ {
+		accounts = append(accounts, e.CreateAccount(t, domains[0], nil))
+	}
+	deleted := 0
+	for round := 0; round < 20; round++ {
+		name := apitest.Unique("contested-")
+		require.Equal(t, http.StatusCreated, e.Do(t, http.MethodPost, cosPath, e.AdminToken, map[string]any{"name": name}).Status)
+		var assign []func() int
+		for _, a := range accounts {
+			assign = append(assign, func() int {
+				return e.Do(t, http.MethodPatch, "/api/v1/accounts/"+a, e.AdminToken, map[string]any{"cos": name}).Status
+			})
+		}
+		for i := 0; i < 4; i++ {
+			assign = append(assign, func() int {
+				return e.Do(t, http.MethodPost, "/api/v1/domains/"+domains[1]+"/accounts", e.AdminToken,
+					map[string]any{"local_part": apitest.Unique("u"), "cos": name}).Status
+			})
+		}
+		for _, d := range domains {
+			assign = append(assign, func() int {
+				return e.Do(t, http.MethodPatch, "/api/v1/domains/"+d, e.AdminToken, map[string]any{"default_cos": name}).Status
+			})
+		}
+		if round%4 == 0 {
+			assign = append(assign, func() int {
+				return e.Do(t, http.MethodPatch, configPath, e.AdminToken, map[string]any{"default_cos": name}).Status
+			})
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		statuses := make([]int, len(assign))
+		for i, f := range assign {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				time.Sleep(time.Duration(rand.IntN(10000)) * time.Microsecond)
+				statuses[i] = f()
+			}()
+		}
+		var del apitest.Response
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			// The assignments and the deletion start in random order.
+			time.Sleep(time.Duration(rand.IntN(10000)) * time.Microsecond)
+			del = e.Do(t, http.MethodDelete, cosPath+"/"+name, e.AdminToken, nil)
+		}()
+		close(start)
+		wg.Wait()
+
+		refs := cosReferencesFromEvents(t, e)
+		var users []string
+		for who, cos := range refs {
+			if cos == name {
+				users = append(users, who)
+			}
+		}
+		t.Logf("round %d: delete %d, assignments %v, %d referrers now", round, del.Status, statuses, len(users))
+		for _, s := range statuses {
+			require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusBadRequest}, s,
+				"round %d: an assignment either happened or found the COS gone", round)
+		}
+		switch del.Status {
+		case http.StatusNoContent:
+			deleted++
+			require.Empty(t, users, "round %d: the COS was deleted while these refer to it", round)
+		case http.StatusConflict:
+			require.NotEmpty(t, del.JSON(t)["users"])
+		default:
+			t.Fatalf("round %d: delete answered %d: %s", round, del.Status, del.Body)
+		}
+		require.Equal(t, refs, cosReferences(t, e.Pool), "round %d", round)
+	}
+	t.Logf("%d of 20 deletions won", deleted)
 }
 
 // buildCOSHistory runs every kind of change to a COS reference through the API, calling check
@@ -239,6 +431,27 @@ func reportStats(t *testing.T, pool *pgxpool.Pool) {
 		c.Release()
 		require.NoError(t, err)
 	}
+}
+
+// tableStats are counters PostgreSQL keeps for the database.
+type tableStats struct {
+	// eventRows is how many rows of events sequential and index scans have read.
+	eventRows int64
+	// referenceSeqScans and referenceIndexScans count the scans of cos_references.
+	referenceSeqScans, referenceIndexScans int64
+}
+
+func readStats(t *testing.T, pool *pgxpool.Pool) tableStats {
+	t.Helper()
+	reportStats(t, pool)
+	var s tableStats
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT
+			(SELECT s.seq_tup_read + coalesce((SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = s.relid), 0)
+				FROM pg_stat_user_tables s WHERE s.relname = 'events'),
+			(SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'cos_references'),
+			(SELECT coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'cos_references')`).
+		Scan(&s.eventRows, &s.referenceSeqScans, &s.referenceIndexScans))
+	return s
 }
 
 // cosReferenceWrites counts the rows ever inserted, updated or deleted in cos_references.
