@@ -103,10 +103,12 @@ func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.Cre
 		cmd.At = s.now()
 	}
 	var view *AccountView
+	var before *string
 	out, err := run(ctx, s, req, step[domain.Account]{
 		stream: accountStream(cmd.Address),
 		with:   accountContext(cmd.Address, cmd.COS),
 		decide: func(ctx context.Context, tx pgx.Tx, a domain.Account, _ int) ([]domain.Event, error) {
+			before = a.COS // nil: only an account that does not exist (any more) is created
 			d, _, err := load[domain.Domain](ctx, s, tx, domain.DomainStreamID(cmd.Address.Domain))
 			if err != nil {
 				return nil, err
@@ -136,6 +138,7 @@ func (s *Service) CreateAccount(ctx context.Context, req Request, cmd domain.Cre
 			return events, err
 		},
 		queue: func(b *pgx.Batch, a domain.Account) func(context.Context, pgx.Tx) error {
+			queueCOSReference(b, cmd.Address.String(), before, a.COS)
 			return s.queueClaim(b, a.Address, "account", domain.AccountStreamID(a.Address))
 		},
 		view: func(ctx context.Context, tx pgx.Tx, a domain.Account, version int) error {
@@ -316,6 +319,7 @@ func (s *Service) accountCommand(ctx context.Context, req Request, addr domain.A
 	after func(ctx context.Context, tx pgx.Tx, a domain.Account, events []domain.Event) error,
 ) (Outcome, error) {
 	var view *AccountView
+	var before *string
 	out, err := run(ctx, s, req, step[domain.Account]{
 		stream: accountStream(addr),
 		with:   accountContext(addr, nil),
@@ -323,6 +327,7 @@ func (s *Service) accountCommand(ctx context.Context, req Request, addr domain.A
 			if !a.Exists() {
 				return nil, fmt.Errorf("account %s: %w", addr, domain.ErrNotFound)
 			}
+			before = a.COS
 			d, err := s.loadDomain(ctx, tx, addr.Domain)
 			if err != nil {
 				return nil, err
@@ -331,6 +336,12 @@ func (s *Service) accountCommand(ctx context.Context, req Request, addr domain.A
 				return nil, err
 			}
 			return decide(ctx, tx, a)
+		},
+		// Whatever the command, its COS reference follows the account: set, moved, cleared,
+		// gone with a deleted account, or (most often) left alone.
+		queue: func(b *pgx.Batch, a domain.Account) func(context.Context, pgx.Tx) error {
+			queueCOSReference(b, addr.String(), before, a.COS)
+			return nil
 		},
 		after: after,
 		view: func(ctx context.Context, tx pgx.Tx, a domain.Account, version int) error {

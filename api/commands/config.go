@@ -15,9 +15,11 @@ var configStream = eventstore.Stream{ID: domain.GlobalConfigStreamID, Type: doma
 
 // UpdateGlobalConfig patches the global configuration.
 func (s *Service) UpdateGlobalConfig(ctx context.Context, req Request, cmd domain.UpdateGlobalConfig) (Outcome, error) {
+	var before string
 	return run(ctx, s, req, step[domain.GlobalConfig]{
 		stream: configStream,
 		decide: func(ctx context.Context, tx pgx.Tx, g domain.GlobalConfig, _ int) ([]domain.Event, error) {
+			before = g.WithDefaults().DefaultCOS
 			// Clearing default_cos goes back to the built-in default, which must exist too.
 			target := cmd.DefaultCOS
 			if target == nil && slices.Contains(cmd.Clear, "default_cos") {
@@ -31,6 +33,12 @@ func (s *Service) UpdateGlobalConfig(ctx context.Context, req Request, cmd domai
 				}
 			}
 			return g.Decide(cmd)
+		},
+		queue: func(b *pgx.Batch, g domain.GlobalConfig) func(context.Context, pgx.Tx) error {
+			// The global default always names a COS (the built-in one until set).
+			after := g.WithDefaults().DefaultCOS
+			queueCOSReference(b, globalCOSReferrer, &before, &after)
+			return nil
 		},
 	})
 }

@@ -57,7 +57,7 @@ func (s *Service) DeleteCOS(ctx context.Context, req Request, name string) (Outc
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, cosLockKey(name)); err != nil {
 				return nil, err
 			}
-			users, err := s.cosUsers(ctx, tx, name)
+			users, err := cosUsers(ctx, tx, name)
 			if err != nil {
 				return nil, err
 			}
@@ -66,34 +66,41 @@ func (s *Service) DeleteCOS(ctx context.Context, req Request, name string) (Outc
 	})
 }
 
-// cosUsers lists what references a COS: accounts that name it, domains whose default it is,
-// and the global default. Most come from the read model; the events it has not projected yet
-// are read directly (a change there that names the COS counts as a use, even if a later one
-// took it back: the caller may simply try again).
-func (s *Service) cosUsers(ctx context.Context, tx pgx.Tx, name string) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT address FROM rm_accounts WHERE cos = $1 AND NOT deleted
-		UNION SELECT 'domain:' || name FROM rm_domains WHERE default_cos = $1
-		UNION SELECT CASE e.stream_type WHEN 'account' THEN e.data->>'address'
-			WHEN 'domain' THEN 'domain:' || (e.data->>'name') ELSE 'global:default_cos' END
-			FROM events e
-			WHERE (e.transaction_id, e.position) > coalesce(
-				(SELECT (c.transaction_id, c.position) FROM projection_checkpoints c WHERE c.name = 'postgres.admin'),
-				('0'::xid8, 0::bigint))
-			  AND (e.data->>'cos' = $1 OR e.data->>'default_cos' = $1)
-		ORDER BY 1`, name)
+// The referrers cos_references keys its rows by, which the in-use refusal lists: an account's
+// address, a domain's default COS and the global default COS.
+const globalCOSReferrer = "global:default_cos"
+
+func domainCOSReferrer(name string) string { return "domain:" + name }
+
+// queueCOSReference queues, after a command's append, the write that keeps cos_references in
+// step with what referrer refers to: before and after the command's events (nil: no COS). When
+// the events leave the reference as it was, nothing is written. The row holds the new value, not
+// a change to the old one, so it is right whatever it held; and the append's version check makes
+// before the committed state.
+func queueCOSReference(b *pgx.Batch, referrer string, before, after *string) {
+	switch {
+	case before == nil && after == nil, before != nil && after != nil && *before == *after:
+	case after == nil:
+		b.Queue(`DELETE FROM cos_references WHERE referrer = $1`, referrer)
+	default:
+		b.Queue(`INSERT INTO cos_references (referrer, cos) VALUES ($1, $2)
+			ON CONFLICT (referrer) DO UPDATE SET cos = excluded.cos`, referrer, *after)
+	}
+}
+
+// cosUsers lists what refers to a COS. DeleteCOS calls it holding the COS's lock exclusively:
+// every command that gave something this COS (assignCOS, shared lock) has committed its
+// reference by then, in the transaction of its events, and none can give it again until the
+// deletion commits. Neither the read models' lag nor an event a projection parked changes the
+// answer.
+func cosUsers(ctx context.Context, tx pgx.Tx, name string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT referrer FROM cos_references WHERE cos = $1 ORDER BY referrer`, name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("commands: users of COS %q: %w", name, err)
 	}
 	users, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, err
-	}
-	g, _, err := load[domain.GlobalConfig](ctx, s, tx, domain.GlobalConfigStreamID)
-	if err != nil {
-		return nil, err
-	}
-	if g.WithDefaults().DefaultCOS == name {
-		users = append(users, "global:default_cos")
+		return nil, fmt.Errorf("commands: users of COS %q: %w", name, err)
 	}
 	return users, nil
 }

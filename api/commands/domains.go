@@ -28,15 +28,21 @@ func (s *Service) CreateDomain(ctx context.Context, req Request, cmd domain.Crea
 			return "", Outcome{}, err
 		}
 	}
+	var before *string
 	out, err := run(ctx, s, req, step[domain.Domain]{
 		stream: domainStream(ascii),
 		decide: func(ctx context.Context, tx pgx.Tx, d domain.Domain, _ int) ([]domain.Event, error) {
+			before = d.DefaultCOS
 			if cmd.DefaultCOS != nil {
 				if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.DefaultCOS); err != nil {
 					return nil, err
 				}
 			}
 			return d.Decide(cmd)
+		},
+		queue: func(b *pgx.Batch, d domain.Domain) func(context.Context, pgx.Tx) error {
+			queueCOSReference(b, domainCOSReferrer(ascii), before, d.DefaultCOS)
+			return nil
 		},
 	})
 	return ascii, out, err
@@ -58,12 +64,14 @@ func (s *Service) UpdateDomain(ctx context.Context, req Request, name string, cm
 		}
 		cmd.Auth.BindPasswordSecret = &sealed
 	}
+	var before *string
 	return run(ctx, s, req, step[domain.Domain]{
 		stream: domainStream(name),
 		decide: func(ctx context.Context, tx pgx.Tx, d domain.Domain, _ int) ([]domain.Event, error) {
 			if !d.Exists() {
 				return nil, fmt.Errorf("domain %q: %w", name, domain.ErrNotFound)
 			}
+			before = d.DefaultCOS
 			if cmd.DefaultCOS != nil {
 				var err error
 				if cmd.COSExists, err = s.assignCOS(ctx, tx, *cmd.DefaultCOS); err != nil {
@@ -72,10 +80,15 @@ func (s *Service) UpdateDomain(ctx context.Context, req Request, name string, cm
 			}
 			return d.Decide(cmd)
 		},
+		queue: func(b *pgx.Batch, d domain.Domain) func(context.Context, pgx.Tx) error {
+			queueCOSReference(b, domainCOSReferrer(name), before, d.DefaultCOS)
+			return nil
+		},
 	})
 }
 
 // CloseDomain closes a domain: objects stay, logins and delivery stop. Its open sessions end.
+// It keeps its default COS, and its accounts theirs: their references stay in cos_references.
 func (s *Service) CloseDomain(ctx context.Context, req Request, name string) (Outcome, error) {
 	return run(ctx, s, req, step[domain.Domain]{
 		stream: domainStream(name),
