@@ -55,9 +55,14 @@ func checkPercent(p int) string {
 	return ""
 }
 
+// MaxNumber is the largest count or size an object may hold: the largest integer an IEEE double
+// holds exactly (2^53 - 1), so that events stay I-JSON and hash faithfully (RFC 8785), and any
+// JSON client reads the value back unchanged. 9 PB is beyond any mailbox.
+const MaxNumber = 1<<53 - 1
+
 func checkNonNegative[T int | int64](v T) string {
-	if v < 0 {
-		return "must not be negative"
+	if v < 0 || int64(v) > MaxNumber {
+		return "must be between 0 and 9007199254740991"
 	}
 	return ""
 }

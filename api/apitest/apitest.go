@@ -57,6 +57,8 @@ type Env struct {
 type Options struct {
 	LoginLimits commands.LoginLimits
 	Config      api.Config
+	// Log, when set, receives every log line of the server and the projections (debug level).
+	Log io.Writer
 }
 
 // New starts an API for one test.
@@ -68,7 +70,10 @@ func NewWith(t testing.TB, o Options) *Env {
 	ctx := context.Background()
 	pool := testdb.New(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("APITEST_LOG") != "" {
+	switch {
+	case o.Log != nil:
+		logger = slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case os.Getenv("APITEST_LOG") != "":
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	events := domain.Events()
@@ -78,9 +83,11 @@ func NewWith(t testing.TB, o Options) *Env {
 	}
 	reg, err := eventstore.NewRegistry(evs, nil)
 	require.NoError(t, err)
-	store := eventstore.NewPostgres(pool, reg)
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
+	storeKey, err := keyring.Derive(master, eventstore.KeyPurpose)
+	require.NoError(t, err)
+	store := eventstore.NewPostgres(pool, reg, eventstore.WithKey(storeKey))
 	keys, err := keyring.New(pool, master)
 	require.NoError(t, err)
 	admin := postgres.NewAdmin(reg)
