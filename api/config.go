@@ -154,7 +154,15 @@ func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.respond(w, r, req, out, http.StatusOK, func() (any, int, error) { return s.configView(r.Context()) })
+	return s.respond(w, r, req, out, http.StatusOK, func() (any, int, error) {
+		v, version, err := s.configView(r.Context())
+		if err == nil && version == 0 {
+			// respond sets the ETag of versions from 1 on; a configuration never changed
+			// (this PATCH changed nothing) has ETag "0", as GET answers.
+			w.Header().Set("ETag", etag(0))
+		}
+		return v, version, err
+	})
 }
 
 // configIfMatch takes If-Match: "0" off the request and reports it; other values are left to

@@ -73,6 +73,19 @@ func TestPatchConfig(t *testing.T) {
 	require.Equal(t, 2, n)
 }
 
+// A PATCH that changes a configuration never changed answers its ETag "0", as GET does, so
+// that the client can go on with If-Match.
+func TestPatchConfigChangingNothingAnswersETagZero(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t)
+	for _, body := range []string{`{}`, `{"time_zone":null}`, `{"warn_percent":90}`} {
+		r := e.Do(t, http.MethodPatch, configPath, e.AdminToken, body, "If-Match", `"0"`)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		require.Equal(t, `"0"`, r.Header.Get("ETag"), "PATCH %s", body)
+		require.Equal(t, float64(0), r.JSON(t)["version"])
+	}
+}
+
 func TestPatchConfigValidation(t *testing.T) {
 	t.Parallel()
 	e := apitest.New(t)

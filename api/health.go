@@ -20,6 +20,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	checks, err := s.Readiness(ctx)
+	if checks == nil {
+		checks = map[string]string{} // the document promises an object: a check that has none is still one
+	}
 	status, code := "ready", http.StatusOK
 	if err != nil {
 		status, code = "not ready: "+err.Error(), http.StatusServiceUnavailable

@@ -3,8 +3,10 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,7 +72,7 @@ var apiRoutes = []apiRoute{
 		Description: "503 with the same body, naming the failing check, while not ready.",
 		Status:      200, Result: "Readiness", Other: map[int]string{503: "Readiness"}},
 	{Method: http.MethodGet, Path: "/metrics", ID: "metrics", Tag: tagService, Public: true,
-		Summary: "Prometheus metrics", Status: 200, Result: "Metrics", ResultType: "text/plain; version=0.0.4"},
+		Summary: "Prometheus metrics", Status: 200, Result: "Metrics", ResultType: "text/plain"},
 	{Method: http.MethodGet, Path: "/api/v1/openapi.json", ID: "getOpenAPI", Tag: tagService, Public: true,
 		Summary: "This OpenAPI document", Status: 200, Result: "OpenAPIDocument"},
 
@@ -127,8 +129,8 @@ var apiRoutes = []apiRoute{
 		IfMatch:     true, Body: "DomainPatch", Status: 200, Result: "Domain", ETag: true, Problems: []int{409}},
 	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/close", ID: "closeDomain", Tag: tagDomains,
 		Summary:     "Close a domain: objects kept, logins and delivery refused",
-		Description: "Global administrators.", IfMatch: true, Idempotent: true,
-		Status: 200, Result: "Domain", ETag: true, Problems: []int{409}},
+		Description: "Global administrators. Takes no body (one sent must be JSON, and counts for Idempotency-Key).", IfMatch: true, Idempotent: true,
+		Status: 200, Result: "Domain", ETag: true, Problems: []int{409, 413}},
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/history", ID: "domainHistory", Tag: tagDomains,
 		Summary:     "The events of the domain and of every object in it, oldest first",
 		Description: "Administrators of the domain. after and before bound recorded_at (RFC 3339, both exclusive); type keeps only the given event types (comma-separated). Secrets show as \"[redacted]\". Available after the domain is gone.",
@@ -169,32 +171,67 @@ var apiRoutes = []apiRoute{
 		Summary: "End one session", IfMatch: true, Status: 204, Problems: []int{409}},
 }
 
-// problemResponses name the standard problem responses in components.responses.
-var problemResponses = map[int]struct{ name, description string }{
-	400: {"BadRequest", "Invalid request: malformed JSON, unknown or mistyped members, invalid values (every bad field listed in errors), a bad query parameter or If-Match"},
-	401: {"Unauthorized", "No bearer token, or the token is unknown, ended or expired (or, at login, wrong credentials)"},
-	403: {"Forbidden", "The caller's role does not allow this"},
-	404: {"NotFound", "No such object"},
-	409: {"Conflict", "The object exists already, is in use (users lists who uses it), a limit is reached, or it kept changing concurrently"},
-	412: {"PreconditionFailed", "If-Match names a version the object is no longer at"},
-	413: {"PayloadTooLarge", "The request body is over 1 MiB"},
-	422: {"UnprocessableContent", "The Idempotency-Key was already used for a different request"},
-	429: {"TooManyRequests", "Too many failed logins; retry after Retry-After seconds"},
-	503: {"ServiceUnavailable", "The change was saved but the read models have not caught up yet, or the request timed out; retry after Retry-After seconds"},
+// problemResponse is a standard problem response of components.responses.
+type problemResponse struct {
+	name, description string
+	// headers are the components.headers the response always carries besides X-Request-Id.
+	headers []string
+}
+
+// problemResponses name the standard problem responses by status.
+var problemResponses = map[int]problemResponse{
+	400: {"BadRequest", "Invalid request: malformed JSON, unknown or mistyped members, invalid values (every bad field listed in errors), a bad query parameter or If-Match", nil},
+	401: {"Unauthorized", "No bearer token, or the token is unknown, ended or expired", []string{"WWWAuthenticate"}},
+	403: {"Forbidden", "The caller's role does not allow this", nil},
+	404: {"NotFound", "No such object", nil},
+	409: {"Conflict", "The object exists already, is in use (users lists who uses it), a limit is reached, or it kept changing concurrently", nil},
+	412: {"PreconditionFailed", "If-Match names a version the object is no longer at", nil},
+	413: {"PayloadTooLarge", "The request body is over 1 MiB", nil},
+	415: {"UnsupportedMediaType", "The request has a body whose Content-Type is not application/json (UTF-8); Accept names the one accepted. Nothing was changed.", []string{"Accept"}},
+	422: {"UnprocessableContent", "The Idempotency-Key was already used for a different request", nil},
+	429: {"TooManyRequests", "Too many failed logins; retry after Retry-After seconds (also retry_after)", []string{"RetryAfter"}},
+	500: {"InternalServerError", "An unexpected failure; it is logged with the request id", nil},
+	503: {"ServiceUnavailable", "The request timed out, a domain's directory could not be reached, or the change was saved but the read models have not caught up yet; retry after Retry-After seconds", []string{"RetryAfter"}},
+}
+
+// Responses for one kind of operation only: login's 401 is no bearer challenge, and a PATCH's
+// 415 also names the patch media types.
+var (
+	loginFailedResponse = problemResponse{"LoginFailed",
+		"Wrong e-mail address or password (one answer for both). No WWW-Authenticate: the credentials travel in the body, not in an HTTP authentication scheme.", nil}
+	unsupportedPatchResponse = problemResponse{"UnsupportedPatchMediaType",
+		"The body's Content-Type is neither application/merge-patch+json nor application/json (UTF-8); Accept-Patch names both. Nothing was changed.", []string{"Accept", "AcceptPatch"}}
+)
+
+// problemResponseFor is the response rt answers with for a problem status.
+func (rt apiRoute) problemResponseFor(status int) problemResponse {
+	switch {
+	case status == http.StatusUnauthorized && rt.Public:
+		return loginFailedResponse
+	case status == http.StatusUnsupportedMediaType && rt.Method == http.MethodPatch:
+		return unsupportedPatchResponse
+	}
+	return problemResponses[status]
 }
 
 // problems lists the problem statuses rt can answer: those its kind always can, and its own.
 func (rt apiRoute) problems() []int {
-	set := map[int]bool{}
+	set := map[int]bool{500: true} // a panic is answered, not dropped
 	for _, p := range rt.Problems {
 		set[p] = true
 	}
 	if !rt.Public {
 		set[401], set[403] = true, true
+		// Every read waits for the read models to catch up (catchUp), every write for its
+		// own change or the token check's: either wait, and any request, can run out of time.
+		set[503] = true
 		if rt.Method != http.MethodGet {
 			set[409] = true // the object kept changing concurrently
-			set[503] = true // the read-your-writes wait ran out
 		}
+	}
+	switch rt.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		set[415] = true // a body that is not JSON (requireJSON)
 	}
 	if strings.Contains(rt.Path, "{") {
 		set[404] = true
@@ -264,8 +301,12 @@ func (rt apiRoute) operation() map[string]any {
 		op["parameters"] = params
 	}
 	if rt.Body != "" {
-		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
-			"application/json": map[string]any{"schema": oaRef("schemas", rt.Body)}}}
+		body := map[string]any{"schema": oaRef("schemas", rt.Body)}
+		content := map[string]any{mediaJSON: body}
+		if rt.Method == http.MethodPatch {
+			content[mediaMergePatch] = body // what a PATCH body is; application/json is taken too
+		}
+		op["requestBody"] = map[string]any{"required": true, "content": content}
 	}
 
 	responses := map[string]any{}
@@ -273,13 +314,18 @@ func (rt apiRoute) operation() map[string]any {
 	if rt.Result != "" {
 		mt := rt.ResultType
 		if mt == "" {
-			mt = "application/json"
+			mt = mediaJSON
 		}
 		ok["content"] = map[string]any{mt: map[string]any{"schema": oaRef("schemas", rt.Result)}}
 	}
-	headers := map[string]any{}
+	headers := map[string]any{"X-Request-Id": oaRef("headers", "RequestId")}
 	if rt.ETag {
-		headers["ETag"] = oaRef("headers", "ETag")
+		if rt.Idempotent {
+			// A replayed response (Idempotent-Replayed) is the stored status and body only.
+			headers["ETag"] = oaRef("headers", "ETagUnlessReplayed")
+		} else {
+			headers["ETag"] = oaRef("headers", "ETag")
+		}
 	}
 	if rt.Status == http.StatusCreated {
 		headers["Location"] = oaRef("headers", "Location")
@@ -287,21 +333,43 @@ func (rt apiRoute) operation() map[string]any {
 	if rt.Idempotent {
 		headers["Idempotent-Replayed"] = oaRef("headers", "IdempotentReplayed")
 	}
-	if len(headers) > 0 {
-		ok["headers"] = headers
-	}
+	ok["headers"] = headers
 	responses[strconv.Itoa(rt.Status)] = ok
 	for status, oaSchema := range rt.Other {
 		responses[strconv.Itoa(status)] = map[string]any{"description": http.StatusText(status),
-			"content": map[string]any{"application/json": map[string]any{"schema": oaRef("schemas", oaSchema)}}}
+			"headers": map[string]any{"X-Request-Id": oaRef("headers", "RequestId")},
+			"content": map[string]any{mediaJSON: map[string]any{"schema": oaRef("schemas", oaSchema)}}}
 	}
 	for _, p := range rt.problems() {
 		if _, taken := responses[strconv.Itoa(p)]; !taken {
-			responses[strconv.Itoa(p)] = oaRef("responses", problemResponses[p].name)
+			responses[strconv.Itoa(p)] = oaRef("responses", rt.problemResponseFor(p).name)
 		}
 	}
 	op["responses"] = responses
 	return op
+}
+
+// openAPIHeader is a response header of components.headers.
+type openAPIHeader struct {
+	name, description string
+	required          bool
+	schema            oaSchema
+}
+
+// openAPIHeaders are the response headers by components.headers key.
+var openAPIHeaders = map[string]openAPIHeader{
+	"RequestId": {"X-Request-Id", "The request's X-Request-Id when it sent one of at most 128 characters, else one made up; history shows it as request_id",
+		true, oaSchema{"type": "string", "minLength": 1, "maxLength": 128}},
+	"ETag": {"ETag", "The object's version, for If-Match", true, oaSchema{"type": "string", "pattern": `^"[0-9]+"$`}},
+	"ETagUnlessReplayed": {"ETag", "The object's version, for If-Match; absent from a replayed response (Idempotent-Replayed)",
+		false, oaSchema{"type": "string", "pattern": `^"[0-9]+"$`}},
+	"Location":           {"Location", "Path of the created object", true, oaSchema{"type": "string", "format": "uri-reference"}},
+	"IdempotentReplayed": {"Idempotent-Replayed", "true when this is the stored response of an earlier request with the same Idempotency-Key", false, oaSchema{"type": "string", "enum": []string{"true"}}},
+	"RetryAfter":         {"Retry-After", "Seconds to wait before trying again", true, oaSchema{"type": "integer", "minimum": 0}},
+	"WWWAuthenticate": {"WWW-Authenticate", `The bearer challenge (RFC 6750): Bearer realm="mailplane", with error="invalid_token" when a token was sent`,
+		true, oaSchema{"type": "string", "pattern": `^Bearer realm="mailplane"`}},
+	"Accept":      {"Accept", "The media type a request body may have", true, oaSchema{"type": "string"}},
+	"AcceptPatch": {"Accept-Patch", "The media types a PATCH body may have (RFC 5789)", true, oaSchema{"type": "string"}},
 }
 
 // openAPIParamName is the components.parameters name of a query parameter.
@@ -401,6 +469,13 @@ func oaMap(values oaSchema, desc string) oaSchema {
 	return s
 }
 
+// oaFreeObject is an object whose members may be anything. It leaves additionalProperties out
+// rather than writing {} for it: kin-openapi, which checks the API tests' exchanges, does not
+// let {} match null as JSON Schema would.
+func oaFreeObject(desc string) oaSchema {
+	return oaSchema{"type": "object", "description": desc}
+}
+
 func oaSchemaRef(name string) oaSchema { return oaRef("schemas", name) }
 
 func oaPage(item string) oaSchema {
@@ -466,7 +541,7 @@ func openAPISchemas() oaSchema {
 	cosShown := cosSettings("; null inherits the global setting")
 	cosShown["name"] = oaString("Lower-case name")
 	cosShown["features"] = features
-	cosShown["effective"] = oaMap(oaSchema{}, "What an account of this COS gets before domain and account overrides")
+	cosShown["effective"] = oaFreeObject("What an account of this COS gets before domain and account overrides")
 	cosShown["sources"] = sources
 	cosShown["version"] = version
 	cosShown["updated_at"] = oaDateTime("")
@@ -525,6 +600,39 @@ func openAPISchemas() oaSchema {
 	domainCreate := domainSettings(false)
 	domainCreate["name"] = oaString("Domain name; Unicode accepted, stored as IDNA A-labels")
 
+	// A domain shows its limits without null: a limit of its own is there, one it inherits is
+	// absent (effective shows the value in force).
+	limitsShown := oaSchema{
+		"domain_quota_bytes":  quota("Limit of the whole domain; 0 = none; absent: inherited"),
+		"account_quota_bytes": quota("Default limit of new accounts; 0 = none; absent: inherited"),
+		"warn_percent":        percent("Absent: inherited"),
+		"warn_recipient":      oaString("Who gets warnings besides the account; absent: nobody else"),
+		"max_accounts":        oaBounded(oaInteger("Absent: no limit"), 1, -1),
+	}
+	domainShown := oaSchema{
+		"name":            oaString("A-label form"),
+		"unicode_name":    oaString(""),
+		"description":     oaString(""),
+		"time_zone":       oaNullable(oaString("Own setting; null: inherited (see effective)")),
+		"public_protocol": oaNullable(oaEnum("", oaProtocols...)),
+		"spam_relay_host": oaNullable(oaString("")),
+		"default_cos":     oaNullable(oaString("")),
+		"status":          oaEnum("", oaDomainStatuses...),
+		"auth": oaObject([]string{"mechanism", "has_bind_password"}, oaSchema{
+			"mechanism": oaEnum("", oaMechanisms...), "ldap_url": oaString(""), "bind_dn": oaString(""),
+			"has_bind_password": oaBool("The bind password itself is never returned"),
+			"search_base":       oaString(""), "search_filter": oaString(""),
+		}),
+		"limits":    oaObject(nil, limitsShown),
+		"effective": oaFreeObject("Settings in force"),
+		"sources":   sources,
+		"counts": oaObject([]string{"accounts", "lists", "resources", "aliases"}, oaSchema{
+			"accounts": oaInteger(""), "lists": oaInteger(""), "resources": oaInteger(""), "aliases": oaInteger(""),
+		}),
+		"version":    version,
+		"created_at": oaDateTime(""),
+		"updated_at": oaDateTime(""),
+	}
 	accountShown := oaSchema{
 		"address":          oaString("Lower-case address, domain in A-labels"),
 		"unicode_address":  oaString(""),
@@ -539,7 +647,7 @@ func openAPISchemas() oaSchema {
 		"attributes":       oaMap(oaString(""), ""),
 		"aliases":          oaArray(oaString("")),
 		"has_password":     oaBool("Whether a local password is set; the password itself is never returned"),
-		"effective":        oaMap(oaSchema{}, "Settings in force"),
+		"effective":        oaFreeObject("Settings in force"),
 		"sources":          sources,
 		"version":          version,
 		"created_at":       oaDateTime(""),
@@ -570,7 +678,8 @@ func openAPISchemas() oaSchema {
 		"mail_quota_bytes": oaNullable(quota("null: inherited again")),
 		"global_admin":     oaBool(""),
 		"domain_admin":     oaBool(""),
-		"attributes":       oaNullable(oaMap(oaString(""), "Merge patch: a key set to null is removed, \"attributes\": null removes all")),
+		"attributes": oaNullable(oaMap(oaNullable(oaString("")),
+			"Merge patch: a key set to a string sets it, a key set to null is removed, others stay; \"attributes\": null removes all")),
 	}
 
 	return oaSchema{
@@ -590,7 +699,7 @@ func openAPISchemas() oaSchema {
 		},
 		"FieldError":      oaObject([]string{"field", "message"}, oaSchema{"field": oaString("API name, dotted for nested members"), "message": oaString("")}),
 		"Health":          oaObject([]string{"status"}, oaSchema{"status": oaString("")}),
-		"Readiness":       oaObject([]string{"status"}, oaSchema{"status": oaString(""), "checks": oaMap(oaString(""), "Detail per check")}),
+		"Readiness":       oaObject([]string{"status", "checks"}, oaSchema{"status": oaString(`"ready", or "not ready: " and why`), "checks": oaMap(oaString(""), "Detail per check")}),
 		"Metrics":         oaString("Prometheus text exposition format"),
 		"OpenAPIDocument": oaSchema{"type": "object", "description": "An OpenAPI 3.1 document"},
 		"LoginRequest":    oaClosed([]string{"email", "password"}, oaSchema{"email": oaString(""), "password": secret("")}),
@@ -601,50 +710,30 @@ func openAPISchemas() oaSchema {
 		"ConfigPatch": oaClosed(nil, configProps(true)),
 		"COS": oaObject([]string{"name", "description", "mail_quota_bytes", "quota_warn_percent", "features",
 			"password_min_length", "session_lifetime_seconds", "effective", "sources", "version", "updated_at"}, cosShown),
-		"COSCreate": oaClosed([]string{"name"}, cosCreate),
-		"COSPatch":  oaClosed(nil, cosPatch),
-		"COSPage":   oaPage("COS"),
-		"Domain": oaObject([]string{"name", "unicode_name", "status", "auth", "limits", "effective", "sources", "counts", "version"}, oaSchema{
-			"name":            oaString("A-label form"),
-			"unicode_name":    oaString(""),
-			"description":     oaString(""),
-			"time_zone":       oaNullable(oaString("Own setting; null: inherited (see effective)")),
-			"public_protocol": oaNullable(oaEnum("", oaProtocols...)),
-			"spam_relay_host": oaNullable(oaString("")),
-			"default_cos":     oaNullable(oaString("")),
-			"status":          oaEnum("", oaDomainStatuses...),
-			"auth": oaObject([]string{"mechanism", "has_bind_password"}, oaSchema{
-				"mechanism": oaEnum("", oaMechanisms...), "ldap_url": oaString(""), "bind_dn": oaString(""),
-				"has_bind_password": oaBool(""), "search_base": oaString(""), "search_filter": oaString(""),
-			}),
-			"limits":    oaObject(nil, limits(false)),
-			"effective": oaMap(oaSchema{}, "Settings in force"),
-			"sources":   sources,
-			"counts": oaObject([]string{"accounts", "lists", "resources", "aliases"}, oaSchema{
-				"accounts": oaInteger(""), "lists": oaInteger(""), "resources": oaInteger(""), "aliases": oaInteger(""),
-			}),
-			"version":    version,
-			"created_at": oaDateTime(""),
-			"updated_at": oaDateTime(""),
-		}),
+		"COSCreate":     oaClosed([]string{"name"}, cosCreate),
+		"COSPatch":      oaClosed(nil, cosPatch),
+		"COSPage":       oaPage("COS"),
+		"Domain":        oaObject(slices.Sorted(maps.Keys(domainShown)), domainShown),
 		"DomainCreate":  oaClosed([]string{"name"}, domainCreate),
 		"DomainPatch":   oaClosed(nil, domainSettings(true)),
 		"DomainPage":    oaPage("Domain"),
-		"Account":       oaObject([]string{"address", "status", "effective", "sources", "version"}, accountShown),
-		"AccountCreate": oaClosed(nil, accountCreate),
+		"Account":       oaObject(slices.Sorted(maps.Keys(accountShown)), accountShown),
+		"AccountCreate": accountCreateSchema(accountCreate),
 		"AccountPatch":  oaClosed(nil, accountPatch),
 		"AccountPage":   oaPage("Account"),
 		"AliasRequest":  oaClosed([]string{"alias"}, oaSchema{"alias": oaString("Address in a domain the caller administers")}),
-		"Session": oaObject([]string{"id", "created_at", "expires_at"}, oaSchema{
+		"Session": oaObject([]string{"id", "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "current"}, oaSchema{
 			"id": oaString(""), "created_at": oaDateTime(""), "last_seen_at": oaDateTime(""), "expires_at": oaDateTime(""),
 			"ip": oaString(""), "user_agent": oaString(""), "current": oaBool("The session of the token making this request"),
 		}),
 		"SessionList": oaPage("Session"),
-		"HistoryEvent": oaObject([]string{"position", "stream", "version", "type", "data", "actor", "recorded_at", "hash"}, oaSchema{
+		"HistoryEvent": oaObject([]string{"position", "stream", "stream_type", "version", "type", "schema_version", "data", "actor",
+			"recorded_at", "prev_hash", "hash"}, oaSchema{
 			"position": oaInteger("Global position"), "stream": oaString("Stream id"), "stream_type": oaString(""),
 			"version": oaInteger("Version in its stream"), "type": oaString("Event type"), "schema_version": oaInteger(""),
-			"data": oaMap(oaSchema{}, "The event, secrets \"[redacted]\""), "actor": oaString("Who caused it"),
-			"request_id": oaString(""), "source_ip": oaString(""), "recorded_at": oaDateTime(""),
+			"data": oaFreeObject("The event, secrets \"[redacted]\""), "actor": oaString("Who caused it"),
+			"request_id": oaString("X-Request-Id of the request that caused it; absent when none"),
+			"source_ip":  oaString("Absent when unknown"), "recorded_at": oaDateTime(""),
 			"prev_hash": oaString("Hex SHA-256 of the previous event of the stream"),
 			"hash":      oaString("Hex SHA-256 over prev_hash and the canonical event"),
 		}),
@@ -654,6 +743,15 @@ func openAPISchemas() oaSchema {
 			"aliases": oaArray(oaString("")), "virtual_hosts": oaArray(oaString("")),
 		}),
 	}
+}
+
+// accountCreateSchema is a new account: address or local_part (both when they agree), and a
+// password or a hash of one, not both.
+func accountCreateSchema(props oaSchema) oaSchema {
+	s := oaClosed(nil, props)
+	s["anyOf"] = []oaSchema{{"required": []string{"address"}}, {"required": []string{"local_part"}}}
+	s["not"] = oaSchema{"required": []string{"password", "password_hash"}}
+	return s
 }
 
 // openAPIDocument builds the document from apiRoutes.
@@ -669,9 +767,17 @@ func openAPIDocument() oaSchema {
 		item[strings.ToLower(rt.Method)] = rt.operation()
 	}
 	responses := oaSchema{}
-	for _, pr := range problemResponses {
-		responses[pr.name] = oaSchema{"description": pr.description, "content": oaSchema{
+	for _, pr := range append(slices.Collect(maps.Values(problemResponses)), loginFailedResponse, unsupportedPatchResponse) {
+		headers := oaSchema{"X-Request-Id": oaRef("headers", "RequestId")}
+		for _, h := range pr.headers {
+			headers[openAPIHeaders[h].name] = oaRef("headers", h)
+		}
+		responses[pr.name] = oaSchema{"description": pr.description, "headers": headers, "content": oaSchema{
 			"application/problem+json": oaSchema{"schema": oaSchemaRef("Problem")}}}
+	}
+	headers := oaSchema{}
+	for key, h := range openAPIHeaders {
+		headers[key] = oaSchema{"description": h.description, "required": h.required, "schema": h.schema}
 	}
 	parameters := oaSchema{
 		"IfMatch": oaSchema{"name": "If-Match", "in": "header", "required": false,
@@ -699,6 +805,9 @@ func openAPIDocument() oaSchema {
 			{"name": tagService}, {"name": tagAuth}, {"name": tagConfig}, {"name": tagCOS},
 			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions},
 		},
+		// Relative: the API is wherever this document is served from, under /api/v1 but for
+		// the service endpoints at the root.
+		"servers":  []oaSchema{{"url": "/", "description": "The server that serves this document"}},
 		"security": []oaSchema{{"bearer": []string{}}},
 		"paths":    paths,
 		"components": oaSchema{
@@ -707,11 +816,7 @@ func openAPIDocument() oaSchema {
 			"schemas":    openAPISchemas(),
 			"responses":  responses,
 			"parameters": parameters,
-			"headers": oaSchema{
-				"ETag":               oaSchema{"description": "The object's version, for If-Match", "schema": oaString("")},
-				"Location":           oaSchema{"description": "Path of the created object", "schema": oaString("")},
-				"IdempotentReplayed": oaSchema{"description": "true when this is the stored response of an earlier request with the same Idempotency-Key", "schema": oaString("")},
-			},
+			"headers":    headers,
 		},
 	}
 }

@@ -251,7 +251,7 @@ func TestOpenAPIMatchesTheServer(t *testing.T) {
 
 	for key, op := range operations(doc) {
 		if !slices.Contains(served, key) {
-			continue // /metrics: this server has no registry
+			continue // an operation this server was built without (/metrics needs a registry)
 		}
 		method, path, _ := strings.Cut(key, " ")
 		path = muxParamRE.ReplaceAllString(path, "x")
@@ -298,4 +298,97 @@ func requireSchemaMembers(t *testing.T, schemas map[string]any, name string, obj
 	for _, k := range req {
 		require.Contains(t, obj, k.(string), "%s lacks required member %s", name, k)
 	}
+}
+
+// resolve follows a $ref into the document.
+func resolve(t *testing.T, doc map[string]any, v any) map[string]any {
+	t.Helper()
+	m := v.(map[string]any)
+	ref, ok := m["$ref"].(string)
+	if !ok {
+		return m
+	}
+	var at any = doc
+	for _, p := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		at = at.(map[string]any)[p]
+	}
+	require.NotNil(t, at, "$ref %s resolves", ref)
+	return at.(map[string]any)
+}
+
+// requireHeader asserts that a response declares a header, and whether it is always sent.
+func requireHeader(t *testing.T, doc, resp map[string]any, name string, required bool, msg string) {
+	t.Helper()
+	headers, _ := resp["headers"].(map[string]any)
+	require.Contains(t, headers, name, msg)
+	h := resolve(t, doc, headers[name])
+	require.Equal(t, required, h["required"] == true, "%s: %s required", msg, name)
+	require.NotNil(t, h["schema"], msg)
+}
+
+// TestOpenAPIDeclaresWhatTheServerSends pins what the API tests' exchanges would only show
+// where a test happens to go: the headers every response carries, the challenge of a 401, the
+// Retry-After of a 429 or 503, a 415 wherever a body can be refused, the media types.
+func TestOpenAPIDeclaresWhatTheServerSends(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(fullServer().Handler())
+	t.Cleanup(hs.Close)
+	doc := openAPIDoc(t, hs.URL)
+
+	servers, _ := doc["servers"].([]any)
+	require.NotEmpty(t, servers, "servers is set")
+	require.Equal(t, "/", servers[0].(map[string]any)["url"])
+
+	for key, op := range operations(doc) {
+		method := strings.SplitN(key, " ", 2)[0]
+		responses := op["responses"].(map[string]any)
+		for status, r := range responses {
+			requireHeader(t, doc, resolve(t, doc, r), "X-Request-Id", true, key+" "+status)
+		}
+		require.Contains(t, responses, "500", "%s: any handler can fail", key)
+		secured := true
+		if sec, ok := op["security"].([]any); ok && len(sec) == 0 {
+			secured = false
+		}
+		if secured {
+			requireHeader(t, doc, resolve(t, doc, responses["401"]), "WWW-Authenticate", true, key+" 401")
+			require.Contains(t, responses, "503", "%s: its wait for the read models can run out", key)
+		}
+		if r, ok := responses["429"]; ok {
+			requireHeader(t, doc, resolve(t, doc, r), "Retry-After", true, key+" 429")
+		}
+		if r, ok := responses["503"]; ok {
+			r := resolve(t, doc, r)
+			if _, problem := r["content"].(map[string]any)["application/problem+json"]; problem {
+				requireHeader(t, doc, r, "Retry-After", true, key+" 503")
+			}
+		}
+		if slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE"}, method) {
+			require.Contains(t, responses, "415", "%s: a body that is not JSON is refused", key)
+			r := resolve(t, doc, responses["415"])
+			requireHeader(t, doc, r, "Accept", true, key+" 415")
+			if method == "PATCH" {
+				requireHeader(t, doc, r, "Accept-Patch", true, key+" 415")
+			}
+		}
+		if body, ok := op["requestBody"].(map[string]any); ok {
+			content := body["content"].(map[string]any)
+			require.Contains(t, content, "application/json", key)
+			if method == "PATCH" {
+				require.Contains(t, content, "application/merge-patch+json", key)
+			}
+		}
+	}
+
+	ops := operations(doc)
+	metrics := ops["GET /metrics"]["responses"].(map[string]any)["200"].(map[string]any)["content"].(map[string]any)
+	require.Contains(t, metrics, "text/plain", "what promhttp sends without content negotiation")
+	login401 := resolve(t, doc, ops["POST /api/v1/auth/login"]["responses"].(map[string]any)["401"])
+	require.NotContains(t, login401["headers"], "WWW-Authenticate", "login checks credentials in the body, not by an HTTP scheme")
+
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	attrs := schemas["AccountPatch"].(map[string]any)["properties"].(map[string]any)["attributes"].(map[string]any)
+	require.ElementsMatch(t, []any{"object", "null"}, attrs["type"])
+	require.ElementsMatch(t, []any{"string", "null"}, attrs["additionalProperties"].(map[string]any)["type"],
+		"an attribute sent as null is removed")
 }

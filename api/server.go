@@ -62,7 +62,7 @@ func NewServer(deps Deps, cfg Config) *Server {
 	s := &Server{Deps: deps, cfg: cfg}
 	r := mux.NewRouter()
 	s.problems(r)
-	r.Use(s.recoverer, s.limits)
+	r.Use(s.recoverer, s.limits, s.requireJSON)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	if deps.Metrics != nil {

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -18,11 +17,9 @@ func TestRequestTimeout(t *testing.T) {
 	t.Parallel()
 	e := apitest.New(t)
 	slow := api.NewServer(e.Server.Deps, api.Config{RequestTimeout: time.Microsecond})
-	hs := httptest.NewServer(slow.Handler())
-	t.Cleanup(hs.Close)
 
 	name := apitest.Unique("late") + ".example"
-	quick := &apitest.Env{URL: hs.URL}
+	quick := e.WithHandler(t, slow.Handler())
 	r := quick.Do(t, http.MethodPost, "/api/v1/domains", e.AdminToken, map[string]any{"name": name})
 	p := r.Problem(t, http.StatusServiceUnavailable)
 	require.Equal(t, "/problems/timeout", p["type"])

@@ -13,11 +13,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"mailplane/api"
@@ -51,6 +55,12 @@ type Env struct {
 	AdminToken string
 
 	stopProjections func()
+	// contract checks every exchange with the server against its OpenAPI document; nil for an
+	// Env a test puts together itself around a server of its own.
+	contract *Contract
+	// callers maps the callerHeader of a request in flight to the test that sent it.
+	callers sync.Map
+	calls   atomic.Int64
 }
 
 // Options change the environment.
@@ -109,14 +119,19 @@ func NewWith(t testing.TB, o Options) *Env {
 		Logger: logger, Commands: svc, Reads: reads, Store: store,
 		Waiter:    waiter,
 		Readiness: func(context.Context) (map[string]string, error) { return nil, nil },
+		// The document describes /metrics; serve it, so that it is checked like the rest.
+		Metrics: prometheus.NewRegistry(),
 	}, o.Config)
-	hs := httptest.NewServer(srv.Handler())
+	contract, err := ServedContract(ctx, srv.Handler())
+	require.NoError(t, err)
+	e := &Env{Pool: pool, Store: store, Commands: svc, Reads: reads, Server: srv, contract: contract,
+		stopProjections: stopProjections}
+	hs := httptest.NewServer(e.checked(t, srv.Handler()))
 	t.Cleanup(hs.Close)
+	e.URL = hs.URL
 
 	_, err = svc.Bootstrap(ctx, AdminEmail, AdminPassword)
 	require.NoError(t, err)
-	e := &Env{URL: hs.URL, Pool: pool, Store: store, Commands: svc, Reads: reads, Server: srv,
-		stopProjections: stopProjections}
 	e.AdminToken = e.Login(t, AdminEmail, AdminPassword)
 	return e
 }
@@ -198,12 +213,69 @@ func (e *Env) Do(t testing.TB, method, path, token string, body any, headers ...
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	if e.contract != nil {
+		id := strconv.FormatInt(e.calls.Add(1), 10)
+		e.callers.Store(id, t)
+		defer e.callers.Delete(id)
+		req.Header.Set(callerHeader, id)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// WithHandler serves h, another server built from e's parts (say with other limits), on
+// loopback and returns an Env for it that shares e's database, services and admin token. Its
+// exchanges are checked against the document like e's own.
+func (e *Env) WithHandler(t testing.TB, h http.Handler) *Env {
+	t.Helper()
+	o := &Env{Pool: e.Pool, Store: e.Store, Commands: e.Commands, Reads: e.Reads, AdminToken: e.AdminToken,
+		contract: e.contract}
+	hs := httptest.NewServer(o.checked(t, h))
+	t.Cleanup(hs.Close)
+	o.URL = hs.URL
+	return o
+}
+
+// callerHeader tells the checking handler which test sent a request through Do, so that a
+// mismatch with the document fails that test (a subtest sharing its parent's Env included);
+// the server never sees it.
+const callerHeader = "Apitest-Caller"
+
+// checked serves next and checks every exchange against the contract before the client sees
+// the answer. A mismatch fails the test that sent the request through Do, or fallback (the
+// test that made the Env) for a request sent some other way: a raw http.Client, the CLI.
+func (e *Env) checked(fallback testing.TB, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var tb testing.TB = fallback
+		if v, ok := e.callers.Load(r.Header.Get(callerHeader)); ok {
+			tb = v.(testing.TB)
+		}
+		r.Header.Del(callerHeader)
+		// Read the body first, so that the check sees it whole however much the handler reads.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			tb.Errorf("apitest: read the request body of %s %s: %v", r.Method, r.URL.Path, err)
+		}
+		req := r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+
+		x := Exchange{Request: req, RequestBody: body, Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+		if err := e.contract.Check(r.Context(), x); err != nil {
+			tb.Errorf("apitest: %s %s answered %d, which the OpenAPI document does not describe:\n%v\nresponse body: %.500s",
+				r.Method, r.URL.RequestURI(), rec.Code, err, rec.Body.Bytes())
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	})
 }
 
 // Login returns a token for the account.
