@@ -93,6 +93,34 @@ func (a Account) AcceptsLogin(d Domain) error {
 	return nil
 }
 
+// MailDelivery is what the MTA does with mail for the account, its domain's status included
+// (the stricter of the two decides). Following Carbonio, a locked or locked-out account still
+// receives mail (only its logins stop), one in maintenance has it queued, and a closed or
+// pending one has it refused.
+func (a Account) MailDelivery(d Domain) Delivery {
+	own := DeliveryBounce
+	switch {
+	case !a.Exists():
+	case a.Status == StatusActive, a.Status == StatusLocked, a.Status == StatusLockout:
+		own = DeliveryAccept
+	case a.Status == StatusMaintenance:
+		own = DeliveryDefer
+	}
+	if d.Name != a.Address.Domain {
+		return DeliveryBounce
+	}
+	return stricter(own, d.MailDelivery())
+}
+
+// stricter returns the delivery that lets less mail through.
+func stricter(a, b Delivery) Delivery {
+	rank := map[Delivery]int{DeliveryAccept: 0, DeliveryDefer: 1, DeliveryBounce: 2}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
 // AccountCommand is a command on an account.
 type AccountCommand interface{ isAccountCommand() }
 

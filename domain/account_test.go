@@ -416,3 +416,27 @@ func TestAccountIgnoresOtherEvents(t *testing.T) {
 	require.Equal(t, a, a.Evolve(DomainClosed{Name: "example.com"}))
 	require.Equal(t, a, a.Evolve(SessionEnded{Address: a.Address, SessionID: "unknown", EndedAt: t0}))
 }
+
+func TestAccountMailDelivery(t *testing.T) {
+	d := Domain{Name: "example.test", Status: StatusActive}
+	acct := func(status string) Account {
+		return Account{Address: Address{Local: "a", Domain: "example.test"}, Status: status}
+	}
+	for status, want := range map[string]Delivery{
+		StatusActive: DeliveryAccept, StatusLocked: DeliveryAccept, StatusLockout: DeliveryAccept,
+		StatusMaintenance: DeliveryDefer, StatusClosed: DeliveryBounce, StatusPending: DeliveryBounce,
+	} {
+		require.Equal(t, want, acct(status).MailDelivery(d), status)
+	}
+	// The domain's status is stricter: it wins.
+	for status, want := range map[string]Delivery{
+		StatusActive: DeliveryAccept, StatusLocked: DeliveryAccept, StatusMaintenance: DeliveryDefer,
+		StatusSuspended: DeliveryDefer, StatusClosed: DeliveryBounce,
+	} {
+		require.Equal(t, want, acct(StatusActive).MailDelivery(Domain{Name: "example.test", Status: status}), status)
+	}
+	require.Equal(t, DeliveryBounce, acct(StatusMaintenance).MailDelivery(Domain{Name: "example.test", Status: StatusClosed}))
+	require.Equal(t, DeliveryDefer, acct(StatusMaintenance).MailDelivery(Domain{Name: "example.test", Status: StatusLocked}))
+	require.Equal(t, DeliveryBounce, Account{}.MailDelivery(d))
+	require.Equal(t, DeliveryBounce, acct(StatusActive).MailDelivery(Domain{Name: "other.test", Status: StatusActive}))
+}
