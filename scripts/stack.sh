@@ -521,10 +521,12 @@ ldap_start() {
 		# never keep what the provider no longer has (a wiped .dev/ldap, say).
 		rm -rf "${dir:?}/db" && mkdir -p "$dir/db"
 	else
-		# An index added to an existing database needs slapindex.
-		sum=$(cat "$LDAP_SCHEMA_DIR"/* | sha256sum | cut -d' ' -f1)
+		# An index added to an existing database needs slapindex: when the index lines or
+		# the schema (its comments aside) changed.
+		sum=$(cat <(grep -h '^index' "$LDAP_SCHEMA_DIR/slapd.conf.tmpl") <(grep -hv '^#' "$LDAP_SCHEMA_DIR"/*.schema) |
+			sha256sum | cut -d' ' -f1)
 		if [[ -f $dir/db/data.mdb && $sum != "$(cat "$dir/schema.sum" 2>/dev/null)" ]]; then
-			say "$name: schema or config changed; reindexing"
+			say "$name: indexes or schema changed; reindexing"
 			slapindex -f "$dir/slapd.conf" >>"$LOG/$name.log" 2>&1 || fail_log "$name" "slapindex failed"
 		fi
 		echo "$sum" >"$dir/schema.sum"
