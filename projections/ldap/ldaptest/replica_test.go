@@ -27,7 +27,7 @@ func TestReplicaFollowsTheProvider(t *testing.T) {
 		require.Less(t, time.Since(start), 5*time.Second, "%s did not reach the consumer", dn)
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Logf("the last entry written reached the consumer %s later", time.Since(start).Round(time.Millisecond))
+	t.Logf("the last entry written reached the consumer %s later", time.Since(start).Round(time.Microsecond))
 	d.WaitReplicated(t, 5*time.Second)
 	want := d.Dump(t, d.Admin(t), d.Base)
 	require.Equal(t, want, d.Dump(t, replica, d.Base))
