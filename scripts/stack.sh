@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # stack.sh: mailplane's development and test stack.
 #
-#   scripts/stack.sh up       start what is not running (PostgreSQL, slapd, Pebble, SMTP sink)
+#   scripts/stack.sh up       start what is not running (PostgreSQL, slapd, Pebble, SMTP sink);
+#                             with MAILPLANE_LDAP_REPLICA=1 also a syncrepl consumer of slapd
 #   scripts/stack.sh down     stop what up started; data stays
 #   scripts/stack.sh status   one line per component; exit 1 if any is down
 #   scripts/stack.sh env      print the environment file (export lines)
@@ -10,7 +11,9 @@
 #   env          export lines for mailplane and the tests      ports   the chosen ports
 #   log/NAME.log each component's log (the previous run's in NAME.log.1)
 #   pg/          the private PostgreSQL cluster, when DATABASE_URL does not answer
-#   ldap/        slapd.conf, the mdb database, the admin password
+#   ldap/        slapd.conf, the mdb database, the passwords of the admin (rootdn) and
+#                of the service DNs (NAME-password: postfix, dovecot, replicator)
+#   ldap-replica/ the syncrepl consumer's slapd.conf and database
 #   pebble/      the CA and certificate Pebble serves with, its config
 #   smtpsink/    .eml copies of the mail the sink received
 #   master.key   the 32-byte master key
@@ -33,6 +36,7 @@ LDAP_MODULE_PATH=${LDAP_MODULE_PATH:-/usr/lib/ldap}
 
 PG_DIR=$DEV/pg
 LDAP_DIR=$DEV/ldap
+LDAP_REPLICA_DIR=$DEV/ldap-replica
 PEBBLE_DIR=$DEV/pebble
 SINK_DIR=$DEV/smtpsink
 
@@ -92,6 +96,11 @@ apt_install() {
 		# No default directory of its own; ours is configured by this script.
 		echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
 	fi
+	if [[ " $* " == *" postfix "* ]]; then
+		# Only postmap is used (tests, docs/postfix): no main.cf, no mail system. Without
+		# an answer the install would ask which mail system to configure.
+		echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+	fi
 	{
 		if [[ -z $APT_UPDATED ]]; then
 			DEBIAN_FRONTEND=noninteractive apt-get update -qq && APT_UPDATED=1
@@ -99,25 +108,46 @@ apt_install() {
 	} >>"$LOG/apt.log" 2>&1 || rc=$?
 	if [[ -n $created ]]; then rm -f "$policy"; fi
 	((rc == 0)) || fail_log apt "apt-get install $* failed (exit $rc)"
+	# The packages enable their units even though nothing started them; on a systemd
+	# host they would start at the next boot. Left to the administrator: the stack does
+	# not change the system's configuration.
+	if [[ -d /run/systemd/system && " $* " =~ \ (slapd|postfix|dovecot-core)\  ]]; then
+		warn "the packages enabled their system services (slapd, postfix, dovecot), which the stack does not use;
+  to keep them from starting at boot: systemctl disable slapd postfix dovecot"
+	fi
 }
 
-# ensure_cmds CMD:PACKAGE...: install the packages whose command is missing.
+# ensure_cmds CMD:PACKAGE...: install the packages whose command is missing. A CMD
+# that starts with / is a file that must exist (a module, say).
 ensure_cmds() {
-	local item missing=()
+	local item what missing=()
 	for item in "$@"; do
-		command -v "${item%%:*}" >/dev/null 2>&1 || missing+=("${item#*:}")
+		what=${item%%:*}
+		if [[ $what == /* ]]; then
+			[[ -e $what ]] || missing+=("${item#*:}")
+		else
+			command -v "$what" >/dev/null 2>&1 || missing+=("${item#*:}")
+		fi
 	done
 	((${#missing[@]})) || return 0
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 	apt_install "${missing[@]}"
 }
 
+# Postfix's and Dovecot's LDAP drivers, for the tests of docs/postfix and docs/dovecot.
+# Neither daemon is started, by apt or by the stack: the tests run postmap, and a
+# private Dovecot each.
+POSTFIX_LDAP_MODULE=/usr/lib/postfix/postfix-ldap.so
+DOVECOT_LDAP_MODULE=/usr/lib/dovecot/modules/auth/libauthdb_ldap.so
+
 ensure_tools() {
 	ensure_cmds openssl:openssl curl:curl ss:iproute2 setsid:util-linux flock:util-linux \
 		psql:postgresql-client pg_isready:postgresql-client \
 		slapd:slapd slaptest:slapd slappasswd:slapd slapindex:slapd \
 		ldapsearch:ldap-utils ldapadd:ldap-utils ldapwhoami:ldap-utils \
-		pebble:pebble pebble-challtestsrv:pebble
+		pebble:pebble pebble-challtestsrv:pebble \
+		postmap:postfix "$POSTFIX_LDAP_MODULE:postfix-ldap" \
+		dovecot:dovecot-core doveadm:dovecot-core "$DOVECOT_LDAP_MODULE:dovecot-ldap"
 	command -v go >/dev/null 2>&1 || die "go is not on PATH (expected /usr/local/go/bin/go)"
 }
 
@@ -396,74 +426,163 @@ pg_down() {
 }
 
 # ---------------------------------------------------------------------------
-# OpenLDAP slapd
+# OpenLDAP slapd: the provider the projection writes (.dev/ldap), and, when asked for
+# (MAILPLANE_LDAP_REPLICA=1), a syncrepl consumer that readers can use (.dev/ldap-replica).
+
+LDAP_REPLICA='' # set when the consumer runs
 
 ldap_url() { echo "ldap://127.0.0.1:$(port_get ldap)/"; }
+ldap_replica_url() { echo "ldap://127.0.0.1:$(port_get ldap_replica)/"; }
+
+# ldap_service_dn NAME: the DN a reader (postfix, dovecot) or the replicator binds as.
+ldap_service_dn() { echo "cn=$1,ou=services,$LDAP_SUFFIX"; }
 
 ldap_answers() {
 	ldapsearch -x -H "$1" -o nettimeout=2 -LLL -s base -b '' dn >/dev/null 2>&1
 }
 
-# ldap_running: our slapd answers, and takes the admin password on file (a
-# slapd started with another password is restarted with this one).
-ldap_running() {
-	[[ -n $(port_get ldap) ]] && pid_alive "$LDAP_DIR/slapd.pid" "$LDAP_DIR/slapd.conf" && ldap_answers "$(ldap_url)" &&
-		ldapwhoami -x -H "$(ldap_url)" -o nettimeout=2 -D "$LDAP_ROOTDN" -y "$LDAP_DIR/admin-password" >/dev/null 2>&1
+# ldap_as_admin URL CMD ARGS...: run an OpenLDAP client as the rootdn.
+ldap_as_admin() {
+	local url=$1 cmd=$2
+	shift 2
+	"$cmd" -x -H "$url" -o nettimeout=5 -D "$LDAP_ROOTDN" -y "$LDAP_DIR/admin-password" "$@"
 }
 
+# ldap_config_sum ROLE DIR PORT: a digest of everything a rendered slapd.conf depends
+# on. (The rendered file itself differs at every render: the rootpw hash is salted.)
+ldap_config_sum() {
+	{
+		printf '%s\n' "$@" "$LDAP_SUFFIX" "$LDAP_SYSTEM_SCHEMA_DIR" "$LDAP_MODULE_PATH" "$(ldap_url)"
+		cat "$LDAP_SCHEMA_DIR"/* "$LDAP_DIR/admin-password" "$LDAP_DIR/replicator-password"
+	} | sha256sum | cut -d' ' -f1
+}
+
+# ldap_render_conf ROLE DIR: DIR/slapd.conf for ROLE (provider or replica).
 ldap_render_conf() {
-	local hash tmpl=$LDAP_SCHEMA_DIR/slapd.conf.tmpl
+	local role=$1 dir=$2 other hash tmpl=$LDAP_SCHEMA_DIR/slapd.conf.tmpl
 	[[ -f $tmpl ]] || die "missing $tmpl"
+	case $role in
+	provider) other=replica ;;
+	replica) other=provider ;;
+	esac
 	hash=$(slappasswd -h '{SSHA}' -T "$LDAP_DIR/admin-password")
-	sed -e "s|@SYSTEM_SCHEMA_DIR@|$(sed_quote "$LDAP_SYSTEM_SCHEMA_DIR")|g" \
-		-e "s|@SCHEMA_DIR@|$(sed_quote "$LDAP_SCHEMA_DIR")|g" \
-		-e "s|@MODULE_PATH@|$(sed_quote "$LDAP_MODULE_PATH")|g" \
-		-e "s|@DIR@|$(sed_quote "$LDAP_DIR")|g" \
-		-e "s|@ROOTPW@|$(sed_quote "$hash")|g" \
-		"$tmpl" >"$LDAP_DIR/slapd.conf"
-	chmod 600 "$LDAP_DIR/slapd.conf"
+	(
+		umask 077
+		sed -e "/^#$other: /d" -e "s/^#$role: //" \
+			-e "s|@SYSTEM_SCHEMA_DIR@|$(sed_quote "$LDAP_SYSTEM_SCHEMA_DIR")|g" \
+			-e "s|@SCHEMA_DIR@|$(sed_quote "$LDAP_SCHEMA_DIR")|g" \
+			-e "s|@MODULE_PATH@|$(sed_quote "$LDAP_MODULE_PATH")|g" \
+			-e "s|@DIR@|$(sed_quote "$dir")|g" \
+			-e "s|@SUFFIX@|$(sed_quote "$LDAP_SUFFIX")|g" \
+			-e "s|@ROOTPW@|$(sed_quote "$hash")|g" \
+			-e "s|@PROVIDER_URL@|$(sed_quote "$(ldap_url)")|g" \
+			-e "s|@REPLICATOR_PW@|$(sed_quote "$(cat "$LDAP_DIR/replicator-password")")|g" \
+			"$tmpl" >"$dir/slapd.conf"
+	)
+}
+
+# ldap_instance_running DIR PORTNAME: the slapd of DIR answers on its port and takes
+# the admin password on file (one started with another password is restarted).
+ldap_instance_running() {
+	local url
+	[[ -n $(port_get "$2") ]] || return 1
+	url="ldap://127.0.0.1:$(port_get "$2")/"
+	pid_alive "$1/slapd.pid" "$1/slapd.conf" && ldap_answers "$url" &&
+		ldap_as_admin "$url" ldapwhoami >/dev/null 2>&1
+}
+
+# ldap_current ROLE DIR PORTNAME: it runs, with the configuration this checkout renders.
+ldap_current() {
+	ldap_instance_running "$2" "$3" &&
+		[[ $(cat "$2/config.sum" 2>/dev/null) == "$(ldap_config_sum "$1" "$2" "$(port_get "$3")")" ]]
+}
+
+ldap_running() { ldap_instance_running "$LDAP_DIR" ldap; }
+ldap_replica_running() { ldap_instance_running "$LDAP_REPLICA_DIR" ldap_replica; }
+
+# ldap_start NAME ROLE DIR PORTNAME FIRSTPORT: (re)start the slapd of DIR with a
+# freshly rendered configuration.
+ldap_start() {
+	local name=$1 role=$2 dir=$3 portname=$4 first=$5 port url sum
+	mkdir -p "$dir/db"
+	if pid_alive "$dir/slapd.pid" "$dir/slapd.conf"; then
+		say "$name: configuration, schema or password changed; restarting"
+	fi
+	stop_pid "$name" "$dir/slapd.pid" "$dir/slapd.conf" >/dev/null
+	pick_port "$portname" "$first"
+	port=$REPLY
+	url="ldap://127.0.0.1:$port/"
+	ldap_render_conf "$role" "$dir"
+	rotate_log "$name"
+	slaptest -u -f "$dir/slapd.conf" >>"$LOG/$name.log" 2>&1 ||
+		fail_log "$name" "slaptest rejected $dir/slapd.conf (template: $LDAP_SCHEMA_DIR/slapd.conf.tmpl)"
+	if [[ $role == replica ]]; then
+		# A consumer is disposable: it starts empty and syncrepl refills it, so it can
+		# never keep what the provider no longer has (a wiped .dev/ldap, say).
+		rm -rf "${dir:?}/db" && mkdir -p "$dir/db"
+	else
+		# An index added to an existing database needs slapindex: when the index lines or
+		# the schema (its comments aside) changed.
+		sum=$(cat <(grep -h '^index' "$LDAP_SCHEMA_DIR/slapd.conf.tmpl") <(grep -hv '^#' "$LDAP_SCHEMA_DIR"/*.schema) |
+			sha256sum | cut -d' ' -f1)
+		if [[ -f $dir/db/data.mdb && $sum != "$(cat "$dir/schema.sum" 2>/dev/null)" ]]; then
+			say "$name: indexes or schema changed; reindexing"
+			slapindex -f "$dir/slapd.conf" >>"$LOG/$name.log" 2>&1 || fail_log "$name" "slapindex failed"
+		fi
+		echo "$sum" >"$dir/schema.sum"
+	fi
+	say "$name: starting on $url"
+	start_bg "$name" "$dir/slapd.pid" slapd -d none -f "$dir/slapd.conf" -h "$url"
+	wait_for "$name" "$dir/slapd.pid" 30 ldap_answers "$url"
+	ldap_config_sum "$role" "$dir" "$port" >"$dir/config.sum"
 }
 
 # ldap_ensure ENTRY_DN LDIF: add the entry unless it exists.
 ldap_ensure() {
 	local url rc=0
 	url=$(ldap_url)
-	ldapsearch -x -H "$url" -D "$LDAP_ROOTDN" -y "$LDAP_DIR/admin-password" -LLL -s base -b "$1" dn >/dev/null 2>&1 || rc=$?
+	ldap_as_admin "$url" ldapsearch -LLL -s base -b "$1" dn >/dev/null 2>&1 || rc=$?
 	case $rc in
 	0) return 0 ;;
 	32) ;; # no such object
 	*) fail_log slapd "ldapsearch for $1 failed (exit $rc)" ;;
 	esac
-	printf '%s\n' "$2" | ldapadd -x -H "$url" -D "$LDAP_ROOTDN" -y "$LDAP_DIR/admin-password" >>"$LOG/slapd.log" 2>&1 ||
+	printf '%s\n' "$2" | ldap_as_admin "$url" ldapadd >>"$LOG/slapd.log" 2>&1 ||
 		fail_log slapd "could not add $1"
 	say "slapd: added $1"
 }
 
+# ldap_service NAME DESCRIPTION: the service's entry exists and takes the password in
+# .dev/ldap/NAME-password (generated once).
+ldap_service() {
+	local name=$1 dn url pw
+	dn=$(ldap_service_dn "$name")
+	url=$(ldap_url)
+	pw=$LDAP_DIR/$name-password
+	new_secret "$pw"
+	ldap_ensure "$dn" "dn: $dn
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: $name
+description: $2
+userPassword: $(slappasswd -h '{SSHA}' -T "$pw")"
+	if ! ldapwhoami -x -H "$url" -o nettimeout=5 -D "$dn" -y "$pw" >/dev/null 2>&1; then
+		printf 'dn: %s\nchangetype: modify\nreplace: userPassword\nuserPassword: %s\n' \
+			"$dn" "$(slappasswd -h '{SSHA}' -T "$pw")" | ldap_as_admin "$url" ldapmodify >>"$LOG/slapd.log" 2>&1 ||
+			fail_log slapd "could not set the password of $dn"
+		say "slapd: set the password of $dn"
+	fi
+}
+
 ldap_up() {
-	local port url sum
 	mkdir -p "$LDAP_DIR/db"
 	new_secret "$LDAP_DIR/admin-password"
-	if ldap_running; then
+	# The consumer's configuration holds it, so it exists before the first render.
+	new_secret "$LDAP_DIR/replicator-password"
+	if ldap_current provider "$LDAP_DIR" ldap; then
 		say "slapd: running at $(ldap_url) (pid $(head -n 1 "$LDAP_DIR/slapd.pid"))"
 	else
-		stop_pid slapd "$LDAP_DIR/slapd.pid" "$LDAP_DIR/slapd.conf" >/dev/null
-		pick_port ldap 13890
-		port=$REPLY
-		url="ldap://127.0.0.1:$port/"
-		ldap_render_conf
-		rotate_log slapd
-		slaptest -u -f "$LDAP_DIR/slapd.conf" >>"$LOG/slapd.log" 2>&1 ||
-			fail_log slapd "slaptest rejected $LDAP_DIR/slapd.conf (template: $LDAP_SCHEMA_DIR/slapd.conf.tmpl)"
-		# An index added to an existing database needs slapindex.
-		sum=$(cat "$LDAP_SCHEMA_DIR"/* | sha256sum | cut -d' ' -f1)
-		if [[ -f $LDAP_DIR/db/data.mdb && $sum != "$(cat "$LDAP_DIR/schema.sum" 2>/dev/null)" ]]; then
-			say "slapd: schema or config changed; reindexing"
-			slapindex -f "$LDAP_DIR/slapd.conf" >>"$LOG/slapd.log" 2>&1 || fail_log slapd "slapindex failed"
-		fi
-		echo "$sum" >"$LDAP_DIR/schema.sum"
-		say "slapd: starting on $url"
-		start_bg slapd "$LDAP_DIR/slapd.pid" slapd -d none -f "$LDAP_DIR/slapd.conf" -h "$url"
-		wait_for slapd "$LDAP_DIR/slapd.pid" 30 ldap_answers "$url"
+		ldap_start slapd provider "$LDAP_DIR" ldap 13890
 	fi
 	ldap_ensure "$LDAP_SUFFIX" "dn: $LDAP_SUFFIX
 objectClass: dcObject
@@ -471,14 +590,53 @@ objectClass: organization
 dc: mailplane
 o: mailplane"
 	local ou
-	for ou in domains accounts lists resources aliases; do
+	for ou in domains accounts lists resources projections services; do
 		ldap_ensure "ou=$ou,$LDAP_SUFFIX" "dn: ou=$ou,$LDAP_SUFFIX
 objectClass: organizationalUnit
 ou: $ou"
 	done
+	# Older stacks made an ou=aliases nothing ever wrote to (aliases are mailLocalAddress
+	# values of their account). Removed only while empty.
+	if ldap_as_admin "$(ldap_url)" ldapdelete "ou=aliases,$LDAP_SUFFIX" >/dev/null 2>&1; then
+		say "slapd: removed the unused ou=aliases,$LDAP_SUFFIX"
+	fi
+	ldap_service postfix "Postfix: reads ou=domains, accounts, lists and resources"
+	ldap_service dovecot "Dovecot: reads ou=domains, accounts, lists and resources"
+	ldap_service replicator "syncrepl consumers: read everything"
+}
+
+# ldap_context_csn URL: the contextCSN values of the suffix, sorted, on one line.
+ldap_context_csn() {
+	ldap_as_admin "$1" ldapsearch -LLL -s base -b "$LDAP_SUFFIX" contextCSN 2>/dev/null |
+		sed -n 's/^contextCSN: //p' | sort | tr '\n' ' '
+}
+
+# ldap_replica_synced: the consumer has caught up with the provider.
+ldap_replica_synced() {
+	local p
+	p=$(ldap_context_csn "$(ldap_url)")
+	[[ -n $p && $p == "$(ldap_context_csn "$(ldap_replica_url)")" ]]
+}
+
+ldap_replica_up() {
+	if ldap_current replica "$LDAP_REPLICA_DIR" ldap_replica; then
+		say "slapd-replica: running at $(ldap_replica_url) (pid $(head -n 1 "$LDAP_REPLICA_DIR/slapd.pid"))"
+		return 0
+	fi
+	ldap_start slapd-replica replica "$LDAP_REPLICA_DIR" ldap_replica 13990
+	local deadline=$((SECONDS + 30))
+	until ldap_replica_synced; do
+		if ((SECONDS >= deadline)); then
+			warn "slapd-replica: not in sync with the provider after 30 s (log: $LOG/slapd-replica.log)"
+			return 0
+		fi
+		sleep 0.05
+	done
+	say "slapd-replica: in sync with $(ldap_url)"
 }
 
 ldap_down() {
+	stop_pid slapd-replica "$LDAP_REPLICA_DIR/slapd.pid" "$LDAP_REPLICA_DIR/slapd.conf"
 	stop_pid slapd "$LDAP_DIR/slapd.pid" "$LDAP_DIR/slapd.conf"
 }
 
@@ -672,6 +830,11 @@ write_env() {
 		env_line MAILPLANE_LDAP_BIND_DN "$LDAP_ROOTDN"
 		env_line MAILPLANE_LDAP_PASSWORD "$(cat "$LDAP_DIR/admin-password")"
 		env_line MAILPLANE_LDAP_BASE_DN "$LDAP_SUFFIX"
+		env_line MAILPLANE_LDAP_POSTFIX_DN "$(ldap_service_dn postfix)"
+		env_line MAILPLANE_LDAP_POSTFIX_PASSWORD "$(cat "$LDAP_DIR/postfix-password")"
+		env_line MAILPLANE_LDAP_DOVECOT_DN "$(ldap_service_dn dovecot)"
+		env_line MAILPLANE_LDAP_DOVECOT_PASSWORD "$(cat "$LDAP_DIR/dovecot-password")"
+		if [[ -n $LDAP_REPLICA ]]; then env_line MAILPLANE_LDAP_REPLICA_URL "$(ldap_replica_url)"; fi
 		env_line MAILPLANE_SMTP_ADDR "127.0.0.1:$(port_get smtpsink)"
 		env_line MAILPLANE_SMTP_API "$(sink_api)"
 		env_line MAILPLANE_MAIL_FROM 'mailplane@mailplane.test'
@@ -703,6 +866,12 @@ cmd_up() {
 	ensure_tools
 	pg_up
 	ldap_up
+	# A consumer that runs stays (a second up reuses whatever runs); its config is
+	# brought up to date like the provider's.
+	if [[ ${MAILPLANE_LDAP_REPLICA:-} == 1 ]] || ldap_replica_running; then
+		ldap_replica_up
+		LDAP_REPLICA=1
+	fi
 	pebble_up
 	sink_up
 	master_key
@@ -723,7 +892,7 @@ cmd_down() {
 status_line() { printf '%-13s %-5s %s\n' "$1" "$2" "$3"; }
 
 cmd_status() {
-	local down=0 url=''
+	local down=0 url='' detail
 	if [[ -f $ENV_FILE ]]; then url=$(sed -n "s/^export DATABASE_URL='\(.*\)'$/\1/p" "$ENV_FILE"); fi
 	if pg_private_running; then
 		status_line postgres up "private cluster $PG_DIR on 127.0.0.1:$(port_get pg)"
@@ -734,10 +903,20 @@ cmd_status() {
 		down=1
 	fi
 	if ldap_running; then
-		status_line slapd up "$(ldap_url) pid $(head -n 1 "$LDAP_DIR/slapd.pid")"
+		detail=''
+		ldap_current provider "$LDAP_DIR" ldap || detail=' (configuration out of date: run up)'
+		status_line slapd up "$(ldap_url) pid $(head -n 1 "$LDAP_DIR/slapd.pid")$detail"
 	else
 		status_line slapd down "log: $LOG/slapd.log"
 		down=1
+	fi
+	# The consumer runs only when asked for, so its absence is not a failure.
+	if ldap_replica_running; then
+		detail=''
+		ldap_current replica "$LDAP_REPLICA_DIR" ldap_replica || detail=' (configuration out of date: run up)'
+		status_line slapd-replica up "$(ldap_replica_url) pid $(head -n 1 "$LDAP_REPLICA_DIR/slapd.pid")$detail"
+	elif [[ -e $LDAP_REPLICA_DIR/slapd.conf ]]; then
+		status_line slapd-replica off "start it with MAILPLANE_LDAP_REPLICA=1 scripts/stack.sh up"
 	fi
 	if [[ -n $(port_get challtestsrv) ]] && pid_alive "$PEBBLE_DIR/challtestsrv.pid" "$(challtestsrv_pattern)" && tcp_answers "$(port_get challtestsrv)"; then
 		status_line challtestsrv up "http://127.0.0.1:$(port_get challtestsrv) DNS 127.0.0.1:$(port_get challtestsrv_dns) pid $(head -n 1 "$PEBBLE_DIR/challtestsrv.pid")"

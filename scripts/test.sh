@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test.sh: what `go tool task test` runs. Starts the dev stack (scripts/stack.sh up),
-# loads its environment (.dev/env) and runs the Go tests with the race detector.
+# test.sh: what `go tool task test` runs. Starts the dev stack (scripts/stack.sh up, with
+# the directory's syncrepl consumer), loads its environment (.dev/env) and runs the Go
+# tests with the race detector.
 #
 #   scripts/test.sh                                   every package
 #   scripts/test.sh ./eventstore/... -run TestAppend  arguments go to go test
@@ -15,7 +16,8 @@ export MAILPLANE_DEV_DIR=$DEV
 command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
 cd "$ROOT"
 
-scripts/stack.sh up
+# The suite tests replication too: start the syncrepl consumer (about 0.1 s).
+MAILPLANE_LDAP_REPLICA=1 scripts/stack.sh up
 # shellcheck source=/dev/null
 . "$DEV/env"
 

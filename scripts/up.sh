@@ -2,7 +2,8 @@
 # up.sh: what `go tool task up` runs. Starts the dev stack, applies the migrations,
 # makes sure the first global admin exists, prints how to reach the API, then runs
 # `mailplane serve` in the foreground. Ctrl-C stops mailplane; the stack keeps
-# running until `go tool task down`. Arguments go to `mailplane serve`.
+# running until `go tool task down`. Arguments go to `mailplane serve`, except --replica
+# (also MAILPLANE_LDAP_REPLICA=1): start the directory's syncrepl consumer too.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,6 +15,14 @@ cd "$ROOT"
 
 ADMIN_EMAIL=admin@mailplane.test
 ADMIN_PASSWORD_FILE=$DEV/admin-password
+
+serve_args=()
+for a in "$@"; do
+	case $a in
+	--replica) export MAILPLANE_LDAP_REPLICA=1 ;;
+	*) serve_args+=("$a") ;;
+	esac
+done
 
 scripts/stack.sh up
 # shellcheck source=/dev/null
@@ -41,6 +50,11 @@ cat <<INFO
   password       $admin_password   (kept in $ADMIN_PASSWORD_FILE)
   log in         curl -s http://$MAILPLANE_HTTP_ADDR/api/v1/auth/login -d '{"email":"$ADMIN_EMAIL","password":"$admin_password"}'
   mail sent      $MAILPLANE_SMTP_API/messages
+  directory      $MAILPLANE_LDAP_URL  base $MAILPLANE_LDAP_BASE_DN
+                 writer  $MAILPLANE_LDAP_BIND_DN  $MAILPLANE_LDAP_PASSWORD
+                 postfix $MAILPLANE_LDAP_POSTFIX_DN  $MAILPLANE_LDAP_POSTFIX_PASSWORD
+                 dovecot $MAILPLANE_LDAP_DOVECOT_DN  $MAILPLANE_LDAP_DOVECOT_PASSWORD
+  replica        ${MAILPLANE_LDAP_REPLICA_URL:-none (go tool task up -- --replica starts one)}
   stop           Ctrl-C stops mailplane; go tool task down stops the stack
 
 INFO
@@ -65,4 +79,4 @@ INFO
 		sleep 0.5
 	done
 ) &
-exec "$DEV/bin/mailplane" serve "$@"
+exec "$DEV/bin/mailplane" serve "${serve_args[@]}"
