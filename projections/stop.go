@@ -128,7 +128,7 @@ func recordStop(ctx context.Context, tx pgx.Tx, s *Stop) error {
 			s.StreamID, int64(s.TransactionID), s.Position).Scan(&s.ExpectedVersion); err != nil {
 			return err
 		}
-		what := "is missing"
+		what := "is not in the events table"
 		if s.Kind == StopVersionBackwards {
 			what = "comes after it in the global order"
 		}
