@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/migrations/testdb"
+	"mailplane/projections"
+	"mailplane/projections/postgres"
 )
 
 // A projection that stops on lost order makes /readyz answer 503 naming it, shows in /metrics
@@ -192,3 +195,61 @@ func startServe(t *testing.T) *served {
 	}, 30*time.Second, 50*time.Millisecond, body)
 	return s
 }
+
+// `mailplane rebuild` empties the admin read model; replayed from position 0 it ends with no
+// dead letter and no stop, as `projections status --json` reports.
+func TestRebuildCommandReplaysWithoutDeadLettersOrStops(t *testing.T) {
+	ctx := context.Background()
+	url := testdb.NewURL(t)
+	t.Setenv("DATABASE_URL", url)
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	defer pool.Close()
+	reg, err := registry()
+	require.NoError(t, err)
+	store := eventstore.NewPostgres(pool, reg)
+	for _, name := range []string{"a.example", "b.example"} {
+		stream := eventstore.Stream{ID: domain.DomainStreamID(name), Type: domain.StreamTypeDomain, Domain: name}
+		_, err := store.Append(ctx, stream, eventstore.NoStream, eventstore.Metadata{Actor: "test"},
+			domain.DomainCreated{Name: name, UnicodeName: name, Status: "active"},
+			domain.DomainUpdated{Name: name, Description: ptrTo("updated")})
+		require.NoError(t, err)
+	}
+	project := func() {
+		t.Helper()
+		r, err := projections.NewRunner(pool, reg, slog.New(slog.DiscardHandler), projections.Config{PollInterval: 5 * time.Millisecond},
+			postgres.NewAdmin(reg))
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = r.Run(runCtx) }()
+		defer func() { cancel(); <-done }()
+		require.Eventually(t, func() bool {
+			infos, err := projections.Inspect(ctx, pool, postgres.AdminName)
+			return err == nil && infos[0].LagEvents == 0 && infos[0].Position > 0
+		}, 30*time.Second, 5*time.Millisecond)
+	}
+	project()
+	out, errOut, rc := (&served{}).cli(t, "rebuild", postgres.AdminName)
+	require.Equal(t, 0, rc, errOut)
+	require.Contains(t, out, "replays from position 0")
+	var domains int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM rm_domains`).Scan(&domains))
+	require.Zero(t, domains)
+	project()
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM rm_domains WHERE description = 'updated'`).Scan(&domains))
+	require.Equal(t, 2, domains)
+
+	out, errOut, rc = (&served{}).cli(t, "projections", "status", "--json")
+	require.Equal(t, 0, rc, errOut)
+	var infos []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &infos))
+	require.Len(t, infos, 1)
+	require.Equal(t, postgres.AdminName, infos[0]["name"])
+	require.Equal(t, "running", infos[0]["state"])
+	require.Nil(t, infos[0]["stopped"])
+	require.Equal(t, float64(0), infos[0]["dead_letters"])
+	require.Equal(t, float64(0), infos[0]["lag_events"])
+}
+
+func ptrTo[T any](v T) *T { return &v }
