@@ -76,20 +76,23 @@ var (
 	// errReplayCarefully restarts a projection at once, to replay its last batch with a
 	// savepoint per event.
 	errReplayCarefully = errors.New("projections: replaying the batch with a savepoint per event")
+	// errBatchStopped ends a run whose last batch recorded a stop.
+	errBatchStopped = errors.New("projections: the batch stopped the projection")
 	// errConflict restarts a projection whose batch lost a conflict (a serialization failure,
 	// a deadlock): no retry within that batch's snapshot can succeed.
 	errConflict = errors.New("projections: the batch conflicted with another transaction")
 )
 
 // betweenBatches runs as the subscriber starts a batch: a batch that stopped the projection
-// has just committed (or failed), and the run ends.
+// has just committed (or failed to), and the run ends. The next looks the stop up: if the
+// commit failed, there is none, and the projection runs on to meet the event again.
 func (d *delivery) betweenBatches() {
 	d.mu.Lock()
 	b := d.batch
 	d.batch = nil
 	d.mu.Unlock()
 	if b != nil && b.stop != nil {
-		go d.halt(&stoppedError{stop: *b.stop})
+		go d.halt(errBatchStopped)
 	}
 }
 

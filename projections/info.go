@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -87,6 +88,22 @@ func Inspect(ctx context.Context, pool *pgxpool.Pool, names ...string) ([]Info, 
 		}
 	}
 	return infos, nil
+}
+
+// InspectKnown reports the named projections (those this release runs) and every other the
+// database knows of (see Known), sorted by name: what an operator's status shows.
+func InspectKnown(ctx context.Context, pool *pgxpool.Pool, names ...string) ([]Info, error) {
+	known, err := Known(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			known = append(known, n)
+		}
+	}
+	slices.Sort(known)
+	return Inspect(ctx, pool, known...)
 }
 
 // Known returns the name of every projection the database has a checkpoint, a stop or a dead

@@ -213,7 +213,7 @@ func (r *Runner) loop(ctx context.Context, p Projection) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, errNotHolder):
-		case errors.Is(err, errReplayCarefully):
+		case errors.Is(err, errReplayCarefully), errors.Is(err, errBatchStopped):
 			wait = 0
 		case errors.Is(err, errConflict):
 			log.Warn("projection restarts its batch", "err", err)

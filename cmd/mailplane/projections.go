@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os/user"
-	"slices"
 	"strconv"
 	"time"
 
@@ -73,17 +72,7 @@ func projectionsStatus(ctx context.Context, o *cmdline, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	names, err := projections.Known(ctx, pool)
-	if err != nil {
-		return err
-	}
-	for _, n := range projectionNames() {
-		if !slices.Contains(names, n) {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	infos, err := projections.Inspect(ctx, pool, names...)
+	infos, err := projections.InspectKnown(ctx, pool, projectionNames()...)
 	if err != nil {
 		return err
 	}
