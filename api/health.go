@@ -8,7 +8,9 @@ import (
 )
 
 // Readiness reports whether the process can serve: Postgres reachable, migrations applied,
-// projections not too far behind. A nil error means ready; the map carries per-check detail.
+// projections running, without unresolved dead letters and not too far behind. A nil error means
+// ready; the map carries per-check detail. Not ready is answered 503 with a problem document
+// whose detail is the error's text.
 type Readiness func(ctx context.Context) (map[string]string, error)
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -23,12 +25,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if checks == nil {
 		checks = map[string]string{} // the document promises an object: a check that has none is still one
 	}
-	status, code := "ready", http.StatusOK
 	if err != nil {
-		status, code = "not ready: "+err.Error(), http.StatusServiceUnavailable
+		// The detail names what is wrong (a stopped projection, by name and position); the
+		// checks carry the rest.
+		writeProblem(w, &Error{Status: http.StatusServiceUnavailable, Type: "not-ready",
+			Detail: "not ready: " + err.Error(), Extra: map[string]any{"checks": checks}})
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": checks})
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ready", "checks": checks})
 }

@@ -336,6 +336,8 @@ type noop struct {
 
 func (p *noop) Name() string { return p.name }
 
+func (p *noop) StreamTypes() []string { return nil }
+
 func (p *noop) Handle(context.Context, pgx.Tx, eventstore.RecordedEvent) error {
 	if p.seen.Add(1) == p.target {
 		close(p.done)

@@ -64,6 +64,14 @@ func NewRegistry(events []Event, upcasters []Upcaster) (*Registry, error) {
 	return r, nil
 }
 
+// Current returns the schema version the registry reads eventType at, and whether it knows the
+// type at all. A reader meeting an unknown type or a newer version than this was written by a
+// newer release and cannot be interpreted faithfully.
+func (r *Registry) Current(eventType string) (version int, known bool) {
+	version, known = r.current[eventType]
+	return version, known
+}
+
 // Upcast brings stored data of the given type and version to the current version. Unknown
 // types pass through unchanged (a reader may not care about them).
 func (r *Registry) Upcast(eventType string, version int, data json.RawMessage) (json.RawMessage, int, error) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,13 +33,22 @@ type Config struct {
 	BusyPollInterval time.Duration
 	// MaxAttempts is how often an event is tried before it is parked (default 5).
 	MaxAttempts int
+	// MaxConsecutiveParks is how many events in a row may be parked; when the next one fails
+	// too, the projection stops instead (default 10): a projection that fails everything would
+	// otherwise park whole streams one dead letter at a time.
+	MaxConsecutiveParks int
 	// RetryInterval is the pause before a failed event is tried again (default 100ms).
 	RetryInterval time.Duration
-	// LockRetry is how often a process that is not running a projection tries to take it over
-	// (default 1s).
+	// HandlerTimeout bounds one Handle call (default 30s); a call that takes longer fails.
+	HandlerTimeout time.Duration
+	// LockRetry is how often a process that is not running a projection tries to take it over,
+	// and how often a stopped projection is looked at again (default 1s).
 	LockRetry time.Duration
 	// RestartDelay is the pause after a projection stopped on an error (default 5s).
 	RestartDelay time.Duration
+	// Process names this process in the leases it takes and the stops it records (default:
+	// host name and process id).
+	Process string
 	// Middlewares wrap every handler call; tests use watermill's Duplicator here.
 	Middlewares []message.HandlerMiddleware
 }
@@ -55,8 +66,14 @@ func (c *Config) setDefaults() {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
 	}
+	if c.MaxConsecutiveParks <= 0 {
+		c.MaxConsecutiveParks = 10
+	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = 100 * time.Millisecond
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 30 * time.Second
 	}
 	if c.LockRetry <= 0 {
 		c.LockRetry = time.Second
@@ -64,13 +81,19 @@ func (c *Config) setDefaults() {
 	if c.RestartDelay <= 0 {
 		c.RestartDelay = 5 * time.Second
 	}
+	if c.Process == "" {
+		host, _ := os.Hostname()
+		c.Process = host + ":" + strconv.Itoa(os.Getpid())
+	}
 }
 
-// Status is what one process knows of one projection.
+// Status is what one process knows of one projection; Inspect tells what the database says.
 type Status struct {
 	Name string
 	// Active is true while this process holds the projection's lock and runs it.
-	Active    bool
+	Active bool
+	// Stopped is true while this process finds the projection stopped (see Stop).
+	Stopped   bool
 	LastError string
 	Parked    int64
 }
@@ -97,6 +120,9 @@ type Runner struct {
 
 // NewRunner returns a runner for the given projections, whose names must be unique.
 func NewRunner(pool *pgxpool.Pool, registry *eventstore.Registry, logger *slog.Logger, cfg Config, projections ...Projection) (*Runner, error) {
+	if registry == nil {
+		return nil, errors.New("projections: a runner needs the event registry, to tell events it cannot understand")
+	}
 	cfg.setDefaults()
 	r := &Runner{
 		pool: pool, registry: registry, logger: logger, cfg: cfg, projections: projections,
@@ -106,7 +132,7 @@ func NewRunner(pool *pgxpool.Pool, registry *eventstore.Registry, logger *slog.L
 			Name: "mailplane_projection_events_total", Help: "Events handled by a projection on this process.",
 		}, []string{"projection"}),
 		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mailplane_projection_parked_total", Help: "Events a projection gave up on and parked as dead letters.",
+			Name: "mailplane_projection_parked_total", Help: "Events a projection gave up on and parked as dead letters, on this process.",
 		}, []string{"projection"}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mailplane_projection_active", Help: "1 while this process runs the projection.",
@@ -182,12 +208,23 @@ func (r *Runner) loop(ctx context.Context, p Projection) {
 	for ctx.Err() == nil {
 		err := r.runHeld(ctx, p)
 		wait := r.cfg.LockRetry
+		var stopped *stoppedError
 		switch {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, errNotHolder):
-		case errors.Is(err, errReplayCarefully):
+		case errors.Is(err, errReplayCarefully), errors.Is(err, errBatchStopped):
 			wait = 0
+		case errors.Is(err, errConflict):
+			log.Warn("projection restarts its batch", "err", err)
+		case errors.As(err, &stopped):
+			r.setStatus(p.Name(), func(s *Status) {
+				if !s.Stopped {
+					log.Error("projection is stopped until an operator resumes it (mailplane projections resume)",
+						"position", stopped.stop.Position, "stream", stopped.stop.StreamID, "reason", stopped.stop.Reason)
+				}
+				s.Stopped, s.LastError = true, stopped.Error()
+			})
 		case err != nil:
 			log.Error("projection stopped", "err", err)
 			r.setStatus(p.Name(), func(s *Status) { s.LastError = err.Error() })
@@ -209,15 +246,25 @@ func lockKey(name string) int64 {
 }
 
 // runHeld takes the projection's lock and runs it until ctx ends, the lock's connection is lost,
-// or the projection fails.
+// or the projection fails or stops.
 func (r *Runner) runHeld(ctx context.Context, p Projection) error {
+	name := p.Name()
+	// A stopped projection runs nowhere. Looking before taking the lock keeps a stopped
+	// projection down to one small query per LockRetry on each process, and lets a rebuild
+	// take the lock meanwhile.
+	if st, err := LoadStop(ctx, r.pool, name); err != nil || st != nil {
+		if st != nil {
+			return &stoppedError{stop: *st}
+		}
+		return err
+	}
 	conn, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return fmt.Errorf("lock connection: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var held bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKey(p.Name())).Scan(&held); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKey(name)).Scan(&held); err != nil {
 		return fmt.Errorf("take lock: %w", err)
 	}
 	if !held {
@@ -226,17 +273,31 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 	// Unlock explicitly: the server drops a closed session's locks only a moment later, and a
 	// rebuild or another process should not have to wait for that.
 	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey(p.Name()))
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey(name))
 	}()
 
-	if err := ensureCheckpoint(ctx, r.pool, p.Name()); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+	lease, err := takeLease(ctx, r.pool, name, r.cfg.Process)
+	if errors.Is(err, errStopped) {
+		if st, err := LoadStop(ctx, r.pool, name); err != nil || st != nil {
+			if st != nil {
+				return &stoppedError{stop: *st}
+			}
+			return err
+		}
+		return errReplayCarefully // resumed in the meantime: start again at once
 	}
-	r.setStatus(p.Name(), func(s *Status) { s.Active = true; s.LastError = "" })
-	r.active.WithLabelValues(p.Name()).Set(1)
+	if err != nil {
+		return err
+	}
+	skips, err := loadSkips(ctx, r.pool, name)
+	if err != nil {
+		return err
+	}
+	r.setStatus(name, func(s *Status) { s.Active, s.Stopped, s.LastError = true, false, "" })
+	r.active.WithLabelValues(name).Set(1)
 	defer func() {
-		r.setStatus(p.Name(), func(s *Status) { s.Active = false })
-		r.active.WithLabelValues(p.Name()).Set(0)
+		r.setStatus(name, func(s *Status) { s.Active = false })
+		r.active.WithLabelValues(name).Set(0)
 	}()
 
 	// The subscriber's context is cancelled only by halt, never directly by ctx: watermill-sql's
@@ -245,10 +306,9 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 	subCtx, cancelSub := context.WithCancelCause(context.Background())
 	defer cancelSub(nil)
 	r.mu.Lock()
-	carefulUntil := r.careful[p.Name()]
+	carefulUntil := r.careful[name]
 	r.mu.Unlock()
-	d := &delivery{runner: r, projection: p, versions: make(map[string]int), attempts: make(map[int64]int),
-		cancel: cancelSub, carefulUntil: carefulUntil}
+	d := newDelivery(r, p, skips, carefulUntil, cancelSub)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -257,7 +317,7 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 		}
 	}()
 	// The lock lives as long as its connection; if that drops, another process may take over,
-	// so this one must stop at once.
+	// so this one must stop at once (the lease keeps it from doing harm until it notices).
 	watchDone := make(chan struct{})
 	defer func() { cancelSub(nil); <-watchDone }() // before the connection closes
 	go func() {
@@ -277,8 +337,8 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 		}
 	}()
 
-	wlog := watermill.NewSlogLogger(r.logger.With("projection", p.Name()))
-	noDeadline := time.Duration(0) // handlers bound themselves (handlerTimeout); see above
+	wlog := watermill.NewSlogLogger(r.logger.With("projection", name))
+	noDeadline := time.Duration(0) // handlers bound themselves (HandlerTimeout); see above
 	// The projection's batches run on connections of their own: requests exhausting the shared
 	// pool cannot starve it, and its commits need not wait for the WAL to reach the disk
 	// (synchronous_commit off). That is safe here: a read model and its checkpoint commit
@@ -293,9 +353,9 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 	}
 	defer batches.Close()
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(batches), wsql.SubscriberConfig{
-		ConsumerGroup:  p.Name(),
-		SchemaAdapter:  eventsSchema{batchSize: r.cfg.BatchSize},
-		OffsetsAdapter: checkpoints{},
+		ConsumerGroup:  name,
+		SchemaAdapter:  eventsSchema{batchSize: r.cfg.BatchSize, lease: lease, rows: d.rows, onSelect: d.betweenBatches},
+		OffsetsAdapter: checkpoints{batch: d.batchEnd},
 		PollInterval:   r.cfg.PollInterval,
 		ResendInterval: r.cfg.RetryInterval,
 		RetryInterval:  time.Second,
@@ -311,7 +371,7 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 		return err
 	}
 	router.AddMiddleware(r.cfg.Middlewares...)
-	router.AddConsumerHandler(p.Name(), topic, sub, d.handle)
+	router.AddConsumerHandler(name, topic, sub, d.handle)
 	if err := router.Run(subCtx); err != nil {
 		return err
 	}
@@ -322,159 +382,28 @@ func (r *Runner) runHeld(ctx context.Context, p Projection) error {
 	return nil
 }
 
-// handlerTimeout bounds one Handle call; a call that takes longer fails and is retried.
-const handlerTimeout = 30 * time.Second
-
-// delivery hands one projection its events, one message at a time.
-type delivery struct {
-	runner     *Runner
-	projection Projection
-	// versions is the last version seen per stream in this run: a stream's events must arrive
-	// one version after another, or the global order is broken and the projection must stop.
-	versions map[string]int
-	attempts map[int64]int
-	// carefulUntil: events up to here get a savepoint each (see Runner.careful).
-	carefulUntil eventstore.Position
-
-	// mu is held while a handler uses the batch transaction; halt takes it, so the subscriber is
-	// only ever stopped between two handler calls, and no call touches the transaction after.
-	mu      sync.Mutex
-	stopped bool
-	cause   error
-	cancel  context.CancelCauseFunc
-}
-
-// halt stops delivery; the first cause is kept.
-func (d *delivery) halt(cause error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.stopped {
-		d.stopped, d.cause = true, cause
-		d.cancel(cause)
+// markCareful makes the projection's events up to pos run one savepoint each.
+func (r *Runner) markCareful(name string, pos eventstore.Position) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.careful[name].Less(pos) {
+		r.careful[name] = pos
 	}
 }
 
-var (
-	errHalted = errors.New("projections: delivery halted")
-	// errReplayCarefully restarts a projection at once, to replay its last batch with a
-	// savepoint per event.
-	errReplayCarefully = errors.New("projections: replaying the batch with a savepoint per event")
-)
-
-// ErrOutOfOrder stops a projection that sees a stream skip a version.
-var ErrOutOfOrder = errors.New("projections: stream versions arrived out of order")
-
-func (d *delivery) handle(msg *message.Message) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return errHalted
-	}
-	ctx, cancel := context.WithTimeout(msg.Context(), handlerTimeout)
-	defer cancel()
-	wtx, ok := wsql.TxFromContext(ctx)
-	if !ok {
-		return errors.New("projections: no subscriber transaction in message context")
-	}
-	ptx, ok := wtx.(*wsql.PgxTx)
-	if !ok {
-		return fmt.Errorf("projections: unexpected transaction type %T", wtx)
-	}
-	name := d.projection.Name()
-
-	e, err := decodeMessage(msg)
-	if err == nil {
-		e.Data, e.SchemaVersion, err = d.runner.registry.Upcast(e.Type, e.SchemaVersion, e.Data)
-	}
+// loadSkips returns the positions an operator told the projection to skip.
+func loadSkips(ctx context.Context, pool *pgxpool.Pool, name string) (map[int64]bool, error) {
+	rows, err := pool.Query(ctx, `SELECT position FROM projection_skips WHERE projection = $1`, name)
 	if err != nil {
-		// An envelope that cannot be read will never be readable: park it at once.
-		return d.park(ctx, ptx.Tx, e, err, 1)
+		return nil, fmt.Errorf("projections: skips of %s: %w", name, err)
 	}
-
-	if last, seen := d.versions[e.StreamID]; seen && e.Version > last+1 {
-		err := fmt.Errorf("%w: %s went from version %d to %d (position %d)", ErrOutOfOrder, e.StreamID, last, e.Version, e.Position)
-		go d.halt(err) // after this call returns and releases mu
-		return err
-	}
-
-	if d.carefulUntil.Less(e.GlobalPosition()) {
-		// The fast path: straight into the batch transaction, no savepoint (two round trips
-		// saved per event). A failure here cannot be undone on its own, so the whole batch is
-		// abandoned — the transaction is made to fail, so nothing of it commits — and replayed
-		// with a savepoint per event up to this one.
-		if err := d.projection.Handle(ctx, ptx.Tx, e); err != nil {
-			_, _ = ptx.Tx.Exec(ctx, `SELECT 1/0 -- abandon this batch`)
-			d.runner.mu.Lock()
-			if d.runner.careful[name].Less(e.GlobalPosition()) {
-				d.runner.careful[name] = e.GlobalPosition()
-			}
-			d.runner.mu.Unlock()
-			go d.halt(errReplayCarefully)
-			return err
-		}
-		d.handled(e)
-		return nil
-	}
-
-	// A savepoint per call: a failed attempt's writes are undone, while the batch's earlier
-	// events and its checkpoint still commit together.
-	sp, err := ptx.Tx.Begin(ctx)
+	positions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("projections: skips of %s: %w", name, err)
 	}
-	if err := d.projection.Handle(ctx, sp, e); err != nil {
-		_ = sp.Rollback(ctx)
-		if ptx.Tx.Conn().IsClosed() {
-			// The batch's session is gone and its transaction with it: start over from the
-			// last committed checkpoint.
-			go d.halt(fmt.Errorf("subscriber connection lost: %w", err))
-			return err
-		}
-		d.attempts[e.Position]++
-		if n := d.attempts[e.Position]; n >= d.runner.cfg.MaxAttempts {
-			return d.park(ctx, ptx.Tx, e, err, n)
-		}
-		return err
+	skips := make(map[int64]bool, len(positions))
+	for _, p := range positions {
+		skips[p] = true
 	}
-	if err := sp.Commit(ctx); err != nil {
-		if ptx.Tx.Conn().IsClosed() {
-			go d.halt(fmt.Errorf("subscriber connection lost: %w", err))
-		}
-		return err
-	}
-	delete(d.attempts, e.Position)
-	d.handled(e)
-	return nil
-}
-
-// handled records an event the projection took.
-func (d *delivery) handled(e eventstore.RecordedEvent) {
-	if len(d.versions) > 100_000 {
-		d.versions = make(map[string]int) // bound memory; the check restarts from here
-	}
-	if e.Version > d.versions[e.StreamID] {
-		d.versions[e.StreamID] = e.Version
-	}
-	d.runner.handled.WithLabelValues(d.projection.Name()).Inc()
-}
-
-// park records the event as a dead letter and lets the projection move on.
-func (d *delivery) park(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, cause error, attempts int) error {
-	name := d.projection.Name()
-	_, err := tx.Exec(ctx, `INSERT INTO projection_dead_letters (projection, position, stream_id, event_type, error, attempts)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (projection, position) DO UPDATE
-		SET error = excluded.error, attempts = excluded.attempts, parked_at = now()`,
-		name, e.Position, e.StreamID, e.Type, cause.Error(), attempts)
-	if err != nil {
-		return err
-	}
-	delete(d.attempts, e.Position)
-	if e.Version > d.versions[e.StreamID] {
-		d.versions[e.StreamID] = e.Version
-	}
-	d.runner.parked.WithLabelValues(name).Inc()
-	d.runner.setStatus(name, func(s *Status) { s.Parked++; s.LastError = cause.Error() })
-	d.runner.logger.Error("event parked", "projection", name, "position", e.Position, "stream", e.StreamID,
-		"type", e.Type, "attempts", attempts, "err", cause)
-	return nil
+	return skips, nil
 }

@@ -31,9 +31,17 @@ type bundle struct {
 
 func setup(t *testing.T) bundle {
 	t.Parallel()
-	pool := testdb.New(t)
+	return bundleAt(t, testdb.NewURL(t))
+}
+
+// bundleAt connects to a test database made by testdb.NewURL (whose URL a child process can be
+// given) and creates the counting projections' table.
+func bundleAt(t *testing.T, url string) bundle {
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
 	reg := eventstoretest.Registry(t)
-	_, err := pool.Exec(context.Background(), `CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL, version int NOT NULL)`)
+	_, err = pool.Exec(context.Background(), `CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL, version int NOT NULL)`)
 	require.NoError(t, err)
 	return bundle{pool: pool, store: eventstore.NewPostgres(pool, reg), reg: reg}
 }
@@ -52,6 +60,8 @@ type counter struct {
 }
 
 func (c *counter) Name() string { return c.name }
+
+func (c *counter) StreamTypes() []string { return []string{"thing"} }
 
 func (c *counter) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error {
 	_, err := tx.Exec(ctx, `INSERT INTO counts (stream_id, n, version) VALUES ($1, 1, $2)
@@ -73,6 +83,8 @@ type recorder struct {
 }
 
 func (r *recorder) Name() string { return "recorder" }
+
+func (r *recorder) StreamTypes() []string { return nil } // every stream
 
 func (r *recorder) Handle(_ context.Context, _ pgx.Tx, e eventstore.RecordedEvent) error {
 	r.mu.Lock()

@@ -27,6 +27,7 @@ server and operations:
              [--anchors FILE] also against an exported copy of the anchors
   anchors export [--after SEQ] [--out FILE]   the signed anchors as JSON lines
   rebuild    empty a projection's read model so that it replays from position 0
+  projections status|resume|resolve   projections' state; resume a stopped one; resolve dead letters
   admin bootstrap --email E --password P   create the first global admin
 
 admin client (talks to the HTTP API; every command takes --url, reads and writes take --json):
@@ -77,15 +78,16 @@ type exitCode int
 func (c exitCode) Error() string { return fmt.Sprintf("exit %d", int(c)) }
 
 var subcommands = map[string]func(ctx context.Context, e *env, args []string) error{
-	"serve":   serve,
-	"migrate": migrate,
-	"verify":  verify,
-	"anchors": anchorsCommand,
-	"admin":   admin,
-	"rebuild": rebuild,
-	"login":   login,
-	"domain":  domainCommand,
-	"account": accountCommand,
-	"cos":     cosCommand,
-	"config":  configCommand,
+	"serve":       serve,
+	"migrate":     migrate,
+	"verify":      verify,
+	"anchors":     anchorsCommand,
+	"admin":       admin,
+	"rebuild":     rebuild,
+	"projections": projectionsCommand,
+	"login":       login,
+	"domain":      domainCommand,
+	"account":     accountCommand,
+	"cos":         cosCommand,
+	"config":      configCommand,
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,10 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := metrics.Register(runner); err != nil {
+		return err
+	}
+	// From the database, so that a process running no projections reports them too.
+	if err := metrics.Register(projections.NewMetrics(pool, e.logger, runner.Names()...)); err != nil {
 		return err
 	}
 
@@ -148,7 +153,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-// readiness checks what /readyz reports.
+// readiness checks what /readyz reports. Beside PostgreSQL and the migrations, a projection
+// makes the process unready while it is stopped, while it has unresolved dead letters (both need
+// an operator), or while it is too far behind.
 func readiness(pool *pgxpool.Pool, names []string) api.Readiness {
 	return func(ctx context.Context) (map[string]string, error) {
 		checks := map[string]string{}
@@ -167,22 +174,30 @@ func readiness(pool *pgxpool.Pool, names []string) api.Readiness {
 			return checks, errors.New("migrations pending")
 		}
 		checks["migrations"] = "ok"
-		var behind []string
-		for _, n := range names {
-			lag, err := projections.Lag(ctx, pool, n, maxProjectionLag)
-			switch {
-			case err != nil:
-				checks["projection "+n] = err.Error()
-				behind = append(behind, n)
-			case lag >= maxProjectionLag:
-				checks["projection "+n] = fmt.Sprintf("%d+ events behind", lag)
-				behind = append(behind, n)
-			default:
-				checks["projection "+n] = fmt.Sprintf("%d events behind", lag)
-			}
+		infos, err := projections.Inspect(ctx, pool, names...)
+		if err != nil {
+			checks["projections"] = err.Error()
+			return checks, errors.New("cannot read the projections' state")
 		}
-		if len(behind) > 0 {
-			return checks, fmt.Errorf("projections behind: %v", behind)
+		var problems []string
+		for _, in := range infos {
+			var state []string
+			if st := in.Stopped; st != nil {
+				state = append(state, fmt.Sprintf("stopped at position %d (stream %s): %s", st.Position, st.StreamID, st.Reason))
+				problems = append(problems, fmt.Sprintf("projection %s is stopped at position %d: %s", in.Name, st.Position, st.Reason))
+			}
+			if in.DeadLetters > 0 {
+				state = append(state, fmt.Sprintf("%d unresolved dead letters", in.DeadLetters))
+				problems = append(problems, fmt.Sprintf("projection %s has %d unresolved dead letter(s)", in.Name, in.DeadLetters))
+			}
+			if in.LagEvents >= maxProjectionLag {
+				problems = append(problems, fmt.Sprintf("projection %s is %d+ events behind", in.Name, in.LagEvents))
+			}
+			state = append(state, fmt.Sprintf("%d events behind", in.LagEvents))
+			checks["projection "+in.Name] = strings.Join(state, "; ")
+		}
+		if len(problems) > 0 {
+			return checks, errors.New(strings.Join(problems, "; "))
 		}
 		return checks, nil
 	}

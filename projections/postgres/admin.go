@@ -13,6 +13,7 @@ import (
 
 	"mailplane/domain"
 	"mailplane/eventstore"
+	"mailplane/projections"
 )
 
 // AdminName is the admin projection's stable name (its checkpoint identity).
@@ -20,7 +21,8 @@ const AdminName = "postgres.admin"
 
 // Admin projects the global configuration, COS, domains, accounts and aliases into the rm_*
 // tables. Each row keeps the aggregate's state at the version it has seen: an event at or below
-// that version is a redelivery and changes nothing; one further ahead means a gap and fails.
+// that version is a redelivery and changes nothing; one further ahead means a gap, and the
+// projection stops (projections.ErrOutOfOrder).
 type Admin struct {
 	registry *eventstore.Registry
 }
@@ -31,11 +33,18 @@ func NewAdmin(registry *eventstore.Registry) *Admin { return &Admin{registry: re
 // Name implements projections.Projection.
 func (*Admin) Name() string { return AdminName }
 
+// StreamTypes implements projections.Projection.
+func (*Admin) StreamTypes() []string {
+	return []string{domain.StreamTypeConfig, domain.StreamTypeCOS, domain.StreamTypeDomain, domain.StreamTypeAccount}
+}
+
 // Handle implements projections.Projection.
 func (a *Admin) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error {
 	decoded, err := a.registry.Decode(e)
 	if errors.Is(err, eventstore.ErrUnknownEvent) {
-		return nil // an event this projection has no use for
+		// On a stream it reads, an event it cannot decode may change anything in its rows:
+		// passing over it would leave them wrong for good.
+		return fmt.Errorf("%w: admin projection: %w", projections.ErrUnknownMeaning, err)
 	}
 	if err != nil {
 		return err
@@ -82,7 +91,8 @@ func next[S evolvable[S]](ctx context.Context, tx pgx.Tx, e eventstore.RecordedE
 	case e.Version <= version:
 		return state, true, nil
 	case e.Version != version+1:
-		return state, false, fmt.Errorf("admin projection: %s is at version %d, got event version %d", e.StreamID, version, e.Version)
+		return state, false, fmt.Errorf("%w: admin projection: %s is at version %d, got event version %d",
+			projections.ErrOutOfOrder, e.StreamID, version, e.Version)
 	}
 	return state.Evolve(ev), false, nil
 }

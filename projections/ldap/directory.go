@@ -1,0 +1,210 @@
+package ldap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"mailplane/eventstore"
+)
+
+// Config says which directory the projection writes, as whom, and under which base.
+type Config struct {
+	URL      string
+	BindDN   string
+	Password string
+	DIT      DIT
+	// Timeout bounds each directory operation (default 10s).
+	Timeout time.Duration
+}
+
+// Directory is a connection to the directory the projection writes.
+type Directory struct {
+	cfg  Config
+	conn *goldap.Conn
+}
+
+// errConflict means a transaction failed because the directory did not hold what the projection
+// remembered; see dataConflict.
+var errConflict = errors.New("ldap: the directory differs from what the projection wrote")
+
+// Dial connects and binds.
+func Dial(ctx context.Context, cfg Config) (*Directory, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	dialer := goldap.DialWithDialer(&net.Dialer{Timeout: cfg.Timeout})
+	conn, err := goldap.DialURL(cfg.URL, dialer)
+	if err != nil {
+		return nil, fmt.Errorf("ldap: dial %s: %w", cfg.URL, err)
+	}
+	conn.SetTimeout(cfg.Timeout)
+	if err := conn.Bind(cfg.BindDN, cfg.Password); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ldap: bind as %s: %w", cfg.BindDN, err)
+	}
+	return &Directory{cfg: cfg, conn: conn}, nil
+}
+
+// Close ends the connection.
+func (d *Directory) Close() { _ = d.conn.Close() }
+
+// Ensure creates the base (when it is an organisational unit that is missing), the subtrees
+// the projection owns and the checkpoint entry, so that the projection can start on an empty
+// directory or an empty test subtree.
+func (d *Directory) Ensure(projection string) error {
+	dit := d.cfg.DIT
+	if rdn, _, ok := strings.Cut(dit.Base, ","); ok && strings.HasPrefix(strings.ToLower(rdn), "ou=") {
+		if err := d.addIfMissing(dit.Base, []string{"organizationalUnit"}, map[string][]string{"ou": {rdn[3:]}}); err != nil {
+			return err
+		}
+	}
+	for _, ou := range append(append([]string{}, OwnedOUs...), OUProjections) {
+		if err := d.addIfMissing(dit.OU(ou), []string{"organizationalUnit"}, map[string][]string{"ou": {ou}}); err != nil {
+			return err
+		}
+	}
+	return d.addIfMissing(dit.Checkpoint(projection), []string{"mailplaneProjection"}, map[string][]string{"cn": {projection}})
+}
+
+func (d *Directory) addIfMissing(dn string, classes []string, attrs map[string][]string) error {
+	r := goldap.NewAddRequest(dn, nil)
+	r.Attribute("objectClass", classes)
+	for k, v := range attrs {
+		r.Attribute(k, v)
+	}
+	if err := d.conn.Add(r); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultEntryAlreadyExists) {
+		return fmt.Errorf("ldap: add %s: %w", dn, err)
+	}
+	return nil
+}
+
+// Checkpoint reads the position stored in the projection's checkpoint entry (zero: none yet).
+func (d *Directory) Checkpoint(projection string) (eventstore.Position, error) {
+	res, err := d.conn.Search(goldap.NewSearchRequest(d.cfg.DIT.Checkpoint(projection), goldap.ScopeBaseObject,
+		goldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"mailplaneCheckpoint"}, nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+		return eventstore.Position{}, nil
+	}
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("ldap: read checkpoint: %w", err)
+	}
+	if len(res.Entries) == 0 {
+		return eventstore.Position{}, nil
+	}
+	return parsePosition(res.Entries[0].GetAttributeValue("mailplaneCheckpoint"))
+}
+
+func formatPosition(p eventstore.Position) string {
+	return strconv.FormatUint(p.TransactionID, 10) + ":" + strconv.FormatInt(p.Position, 10)
+}
+
+func parsePosition(s string) (eventstore.Position, error) {
+	if s == "" {
+		return eventstore.Position{}, nil
+	}
+	tx, pos, ok := strings.Cut(s, ":")
+	t, err1 := strconv.ParseUint(tx, 10, 64)
+	p, err2 := strconv.ParseInt(pos, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return eventstore.Position{}, fmt.Errorf("ldap: checkpoint %q is not transaction:position", s)
+	}
+	return eventstore.Position{TransactionID: t, Position: p}, nil
+}
+
+// Passwords turns an entry's sealed secret into the userPassword value slapd verifies binds
+// with ("" leaves the attribute out).
+type Passwords func(ctx context.Context, sealed string) (string, error)
+
+// Write applies the changes and moves the checkpoint to pos, in one RFC 5805 transaction: the
+// directory and its position never disagree, whatever fails in between. A transaction the
+// directory refused because it did not hold what the projection remembered returns errConflict
+// (see Reconcile).
+func (d *Directory) Write(ctx context.Context, projection string, changes []Change, pos eventstore.Position, passwords Passwords) error {
+	t, err := startTxn(d.conn)
+	if err != nil {
+		return err
+	}
+	abort := func(err error) error {
+		_ = t.end(false)
+		return err
+	}
+	for _, c := range changes {
+		if err := d.queue(ctx, t, c, passwords); err != nil {
+			return abort(err)
+		}
+	}
+	cp := goldap.NewModifyRequest(d.cfg.DIT.Checkpoint(projection), t.controls)
+	cp.Replace("mailplaneCheckpoint", []string{formatPosition(pos)})
+	if err := d.conn.Modify(cp); err != nil {
+		return abort(fmt.Errorf("ldap: checkpoint: %w", err))
+	}
+	if err := t.end(true); err != nil {
+		if dataConflict(err) {
+			return fmt.Errorf("%w: %w", errConflict, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (d *Directory) queue(ctx context.Context, t *txn, c Change, passwords Passwords) error {
+	var err error
+	switch {
+	case c.New == nil:
+		err = d.conn.Del(goldap.NewDelRequest(c.DN, t.controls))
+	default:
+		var pw string
+		if c.New.Secret != "" && passwords != nil {
+			if pw, err = passwords(ctx, c.New.Secret); err != nil {
+				return err
+			}
+		}
+		if c.Existed {
+			err = d.conn.Modify(c.New.modifyRequest(c.kind, pw, t.controls))
+		} else {
+			err = d.conn.Add(c.New.addRequest(pw, t.controls))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("ldap: %s: %w", c.DN, err)
+	}
+	return nil
+}
+
+// Reconcile sets each change's Existed from what the directory really holds, and drops deletes
+// of entries that are not there, so that a Write of the result succeeds whatever the directory
+// held before.
+func (d *Directory) Reconcile(changes []Change) ([]Change, error) {
+	out := changes[:0:0]
+	for _, c := range changes {
+		exists, err := d.exists(c.DN)
+		if err != nil {
+			return nil, err
+		}
+		if c.New == nil && !exists {
+			continue
+		}
+		c.Existed = exists
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (d *Directory) exists(dn string) (bool, error) {
+	_, err := d.conn.Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil))
+	switch {
+	case goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("ldap: read %s: %w", dn, err)
+	}
+	return true, nil
+}
