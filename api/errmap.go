@@ -8,6 +8,7 @@ import (
 	"mailplane/api/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
+	"mailplane/projections"
 )
 
 // mapError is the single mapping from errors of the layers below to HTTP problems.
@@ -61,6 +62,12 @@ func (s *Server) mapError(err error) *Error {
 	case errors.Is(err, commands.ErrDirectoryUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "directory-unavailable", RetryAfter: 5,
 			Detail: "the domain's directory could not check the password; try again later", Internal: err}
+	case errors.Is(err, projections.ErrUnknownProjection):
+		return &Error{Status: http.StatusNotFound, Type: "not-found", Detail: err.Error()}
+	case errors.Is(err, projections.ErrNotStopped):
+		return &Error{Status: http.StatusConflict, Type: "not-stopped", Detail: err.Error()}
+	case errors.Is(err, projections.ErrSkipMismatch):
+		return &Error{Status: http.StatusConflict, Type: "skip-mismatch", Detail: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "timeout", Detail: "the request took too long", RetryAfter: 1, Internal: err}
 	}

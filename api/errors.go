@@ -62,6 +62,10 @@ func writeProblem(w http.ResponseWriter, e *Error) {
 	for k, v := range e.Extra {
 		body[k] = v
 	}
+	// A handler may have set these for the success it was heading for (the object's Location,
+	// its ETag); a problem describes no object.
+	w.Header().Del("Location")
+	w.Header().Del("ETag")
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(e.RetryAfter))
 	}

@@ -58,6 +58,8 @@ const (
 	tagDomains  = "domains"
 	tagAccounts = "accounts"
 	tagSessions = "sessions"
+	// tagOperations: what operators run the service with.
+	tagOperations = "operations"
 )
 
 var listQuery = []string{"q", "status", "limit", "cursor"}
@@ -169,6 +171,16 @@ var apiRoutes = []apiRoute{
 		Status:      200, Result: "SessionList"},
 	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}/sessions/{id}", ID: "endSession", Tag: tagSessions,
 		Summary: "End one session", IfMatch: true, Status: 204, Problems: []int{409}},
+
+	// Operations.
+	{Method: http.MethodGet, Path: "/api/v1/projections", ID: "listProjections", Tag: tagOperations,
+		Summary:     "Every projection: position, lag, running or stopped (and why), unresolved dead letters",
+		Description: "Global administrators. Read from the database, whichever process runs each projection. A projection stops on lost order or an event of unknown meaning and stays stopped until resumed.",
+		Status:      200, Result: "ProjectionList"},
+	{Method: http.MethodPost, Path: "/api/v1/projections/{name}/resume", ID: "resumeProjection", Tag: tagOperations,
+		Summary:     "Resume a stopped projection, optionally skipping the event it stopped at",
+		Description: "Global administrators; recorded with the caller. skip_position must be the stop's position (409 skip-mismatch otherwise); 409 not-stopped when it runs. The body may be empty. Answers the projection as it stands after the resume.",
+		Body:        "ResumeRequest", Status: 200, Result: "Projection", Problems: []int{404, 409}},
 }
 
 // problemResponse is a standard problem response of components.responses.
@@ -698,8 +710,22 @@ func openAPISchemas() oaSchema {
 				"checks":      oaMap(oaString(""), "For not-ready: the detail of each check"),
 			},
 		},
-		"FieldError":      oaObject([]string{"field", "message"}, oaSchema{"field": oaString("API name, dotted for nested members"), "message": oaString("")}),
-		"Health":          oaObject([]string{"status"}, oaSchema{"status": oaString("")}),
+		"FieldError": oaObject([]string{"field", "message"}, oaSchema{"field": oaString("API name, dotted for nested members"), "message": oaString("")}),
+		"Health":     oaObject([]string{"status"}, oaSchema{"status": oaString("")}),
+		"Projection": oaObject([]string{"name", "position", "lag_events", "lag_seconds", "state", "stopped", "dead_letters"}, oaSchema{
+			"name":        oaString("Stable name, its checkpoint identity"),
+			"position":    oaInteger("Global position of the last event its checkpoint has passed"),
+			"lag_events":  oaInteger("Events after its checkpoint (counted up to 1,000,000)"),
+			"lag_seconds": oaSchema{"type": "number", "description": "Age of the oldest event it has not handled"},
+			"state":       oaSchema{"type": "string", "enum": []string{"running", "stopped"}},
+			"stopped": oaSchema{"description": "The stop, while stopped", "oneOf": []any{oaSchema{"type": "null"},
+				oaObject([]string{"position", "stream", "reason", "at"}, oaSchema{"position": oaInteger("The event it stopped at"),
+					"stream": oaString(""), "reason": oaString(""), "at": oaDateTime("")})}},
+			"dead_letters": oaInteger("Unresolved dead letters"),
+		}),
+		"ProjectionList": oaArray(oaSchemaRef("Projection")),
+		"ResumeRequest": oaClosed(nil, oaSchema{"skip_position": oaSchema{"type": []string{"integer", "null"},
+			"description": "Skip the event at this position (the stop's): it is never handed to the projection"}}),
 		"Readiness":       oaObject([]string{"status", "checks"}, oaSchema{"status": oaString(`"ready"`), "checks": oaMap(oaString(""), "Detail per check")}),
 		"Metrics":         oaString("Prometheus text exposition format"),
 		"OpenAPIDocument": oaSchema{"type": "object", "description": "An OpenAPI 3.1 document"},
@@ -804,7 +830,7 @@ func openAPIDocument() oaSchema {
 		},
 		"tags": []oaSchema{
 			{"name": tagService}, {"name": tagAuth}, {"name": tagConfig}, {"name": tagCOS},
-			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions},
+			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions}, {"name": tagOperations},
 		},
 		// Relative: the API is wherever this document is served from, under /api/v1 but for
 		// the service endpoints at the root.

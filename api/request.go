@@ -17,6 +17,7 @@ import (
 	"mailplane/api/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
+	"mailplane/projections"
 	"mailplane/projections/postgres"
 )
 
@@ -238,7 +239,11 @@ func (s *Server) waitFor(r *http.Request, pos eventstore.Position) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesTimeout)
 	defer cancel()
-	if err := s.Waiter.Wait(ctx, pos); err != nil {
+	if err := s.Waiter.Wait(ctx, pos); errors.Is(err, projections.ErrStopped) {
+		// The write is safe; the read behind it waits for an operator, not for time.
+		return &Error{Status: http.StatusServiceUnavailable, Type: "projection-stopped", RetryAfter: 60,
+			Detail: "the change is recorded, but the read models are stopped until an operator resumes them: " + err.Error(), Internal: err}
+	} else if err != nil {
 		// The write is safe; only the read behind it is late. Say so rather than show stale data.
 		return &Error{Status: http.StatusServiceUnavailable, Type: "read-model-behind", RetryAfter: 1,
 			Detail: "the read models have not caught up with the latest changes yet; read again shortly", Internal: err}

@@ -39,6 +39,8 @@ type Deps struct {
 	Store     *eventstore.Postgres
 	// Waiter waits for the read models a response is built from.
 	Waiter *projections.Waiter
+	// Projections answers the operators' projection endpoints.
+	Projections projections.Operator
 }
 
 // Server serves the API.
@@ -81,6 +83,7 @@ func NewServer(deps Deps, cfg Config) *Server {
 	s.routeDomains(authed)
 	s.routeAccounts(authed)
 	s.routeSessions(authed)
+	s.routeProjections(authed)
 	s.router = r
 	return s
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -141,4 +142,39 @@ func heldLocks(ctx context.Context, pool *pgxpool.Pool) (map[int64]bool, error) 
 		held[k] = true
 	}
 	return held, nil
+}
+
+// ErrUnknownProjection means no projection has that name.
+var ErrUnknownProjection = errors.New("projections: no such projection")
+
+// Operator is what the HTTP API offers operators over the projections this release runs: the
+// state of each (InspectKnown) and Resume.
+type Operator struct {
+	Pool  *pgxpool.Pool
+	Names []string
+}
+
+// Inspect reports every projection, sorted by name.
+func (o Operator) Inspect(ctx context.Context) ([]Info, error) {
+	return InspectKnown(ctx, o.Pool, o.Names...)
+}
+
+// Resume clears a projection's stop (see Resume), the named projection being one this release
+// runs or the database knows.
+func (o Operator) Resume(ctx context.Context, name string, skip *int64, actor string) (Info, error) {
+	known, err := Known(ctx, o.Pool)
+	if err != nil {
+		return Info{}, err
+	}
+	if !slices.Contains(known, name) && !slices.Contains(o.Names, name) {
+		return Info{}, fmt.Errorf("%w: %q", ErrUnknownProjection, name)
+	}
+	if _, err := Resume(ctx, o.Pool, name, skip, actor); err != nil {
+		return Info{}, err
+	}
+	infos, err := Inspect(ctx, o.Pool, name)
+	if err != nil || len(infos) == 0 {
+		return Info{}, err
+	}
+	return infos[0], nil
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -29,7 +30,12 @@ type Waiter struct {
 type waiter struct {
 	pos  eventstore.Position
 	done chan struct{}
+	err  error // set before done closes, when the wait cannot end well
 }
+
+// ErrStopped means a projection waited for is stopped: it will not catch up until an operator
+// resumes it, so nobody should wait for it.
+var ErrStopped = errors.New("projections: the projection is stopped")
 
 // NewWaiter returns a waiter on the named projections' checkpoints.
 func NewWaiter(pool *pgxpool.Pool, interval time.Duration, names ...string) *Waiter {
@@ -58,7 +64,7 @@ func (w *Waiter) Wait(ctx context.Context, pos eventstore.Position) error {
 	w.mu.Unlock()
 	select {
 	case <-wt.done:
-		return nil
+		return wt.err
 	case <-ctx.Done():
 		w.mu.Lock()
 		delete(w.waiters, wt)
@@ -70,8 +76,17 @@ func (w *Waiter) Wait(ctx context.Context, pos eventstore.Position) error {
 // poll runs while anyone waits.
 func (w *Waiter) poll() {
 	for {
-		min, err := w.slowest()
+		min, stopped, err := w.slowest()
 		w.mu.Lock()
+		if err == nil && stopped != "" {
+			for wt := range w.waiters {
+				if min.Less(wt.pos) {
+					wt.err = fmt.Errorf("%w: %s (mailplane projections status)", ErrStopped, stopped)
+					close(wt.done)
+					delete(w.waiters, wt)
+				}
+			}
+		}
 		if err == nil {
 			if w.seen.Less(min) {
 				w.seen = min
@@ -93,24 +108,27 @@ func (w *Waiter) poll() {
 	}
 }
 
-// slowest returns the checkpoint of the projection furthest behind.
-func (w *Waiter) slowest() (eventstore.Position, error) {
+// slowest returns the checkpoint of the projection furthest behind, and the name of one of them
+// that is stopped, if any.
+func (w *Waiter) slowest() (eventstore.Position, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var p eventstore.Position
 	var n int
 	var txid int64
+	var stopped string
 	err := w.pool.QueryRow(ctx, `SELECT count(*), coalesce(min(transaction_id)::text::bigint, 0),
-		coalesce((array_agg(position ORDER BY transaction_id, position))[1], 0)
-		FROM projection_checkpoints WHERE name = ANY($1)`, w.names).Scan(&n, &txid, &p.Position)
+		coalesce((array_agg(position ORDER BY transaction_id, position))[1], 0),
+		coalesce((SELECT s.projection FROM projection_stops s WHERE s.projection = ANY($1) LIMIT 1), '')
+		FROM projection_checkpoints WHERE name = ANY($1)`, w.names).Scan(&n, &txid, &p.Position, &stopped)
 	if err != nil {
-		return p, err
+		return p, "", err
 	}
 	if n < len(w.names) {
-		return eventstore.Position{}, nil // a projection that never ran has seen nothing
+		return eventstore.Position{}, stopped, nil // a projection that never ran has seen nothing
 	}
 	p.TransactionID = uint64(txid)
-	return p, nil
+	return p, stopped, nil
 }
 
 // Lag counts the events the named projection has not handled yet, counting no further than

@@ -117,8 +117,9 @@ func NewWith(t testing.TB, o Options) *Env {
 	reads := postgres.NewReadModel(pool)
 	srv := api.NewServer(api.Deps{
 		Logger: logger, Commands: svc, Reads: reads, Store: store,
-		Waiter:    waiter,
-		Readiness: func(context.Context) (map[string]string, error) { return nil, nil },
+		Waiter:      waiter,
+		Projections: projections.Operator{Pool: pool, Names: []string{admin.Name()}},
+		Readiness:   func(context.Context) (map[string]string, error) { return nil, nil },
 		// The document describes /metrics; serve it, so that it is checked like the rest.
 		Metrics: prometheus.NewRegistry(),
 	}, o.Config)

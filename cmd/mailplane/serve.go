@@ -114,13 +114,14 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	if !*noAPI {
 		srv := api.NewServer(api.Deps{
-			Logger:    e.logger,
-			Metrics:   metrics,
-			Readiness: readiness(pool, runner.Names()),
-			Commands:  svc,
-			Reads:     postgres.NewReadModel(pool),
-			Store:     store,
-			Waiter:    waiter,
+			Logger:      e.logger,
+			Metrics:     metrics,
+			Readiness:   readiness(pool, runner.Names()),
+			Commands:    svc,
+			Reads:       postgres.NewReadModel(pool),
+			Store:       store,
+			Waiter:      waiter,
+			Projections: projections.Operator{Pool: pool, Names: runner.Names()},
 		}, api.Config{})
 		httpSrv := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", *addr)
