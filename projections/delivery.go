@@ -160,21 +160,13 @@ func (d *delivery) handle(msg *message.Message) error {
 	case !handles(d.types, e.StreamType):
 		b.ack(e)
 		return nil
-	case !env.inOrder():
-		kind := StopVersionGap
-		if env.hasPrevious {
-			kind = StopVersionBackwards
-		}
-		return d.stop(cleanup(), tx, b, e, kind, "")
 	}
-	if current, known := d.runner.registry.Current(e.Type); !known {
-		return d.stop(cleanup(), tx, b, e, StopUnknownEventType, fmt.Sprintf(
-			"%s (stream %s version %d, position %d) is not an event type this release knows; a newer release wrote it?",
-			e.Type, e.StreamID, e.Version, e.Position))
-	} else if e.SchemaVersion > current {
-		return d.stop(cleanup(), tx, b, e, StopNewerSchemaVersion, fmt.Sprintf(
-			"%s schema version %d (stream %s version %d, position %d) is newer than this release reads (%d)",
-			e.Type, e.SchemaVersion, e.StreamID, e.Version, e.Position, current))
+	var prev *eventstore.Position
+	if env.hasPrevious {
+		prev = &env.previous
+	}
+	if st := CheckEvent(d.runner.registry, d.projection.Name(), Read{Event: e, Previous: prev}); st != nil {
+		return d.stop(cleanup(), tx, b, e, st.Kind, st.Error)
 	}
 	var err error
 	if e.Data, e.SchemaVersion, err = d.runner.registry.Upcast(e.Type, e.SchemaVersion, e.Data); err != nil {

@@ -122,12 +122,6 @@ type envelope struct {
 	err error
 }
 
-// inOrder reports whether the event may follow what came before it of its stream: its
-// previous version exists and sorts before it.
-func (env envelope) inOrder() bool {
-	return env.event.Version <= 1 || (env.hasPrevious && env.previous.Less(env.event.GlobalPosition()))
-}
-
 // inFlight holds the decoded rows of the batch being delivered, by message UUID.
 type inFlight struct {
 	mu   sync.Mutex

@@ -51,6 +51,10 @@ type Env struct {
 	Commands *commands.Service
 	Reads    *postgres.ReadModel
 	Server   *api.Server
+	// Registry and Keyring are the ones the server's store and commands use (other projections
+	// under test need them).
+	Registry *eventstore.Registry
+	Keyring  *keyring.Keyring
 	// AdminToken is a global admin's bearer token.
 	AdminToken string
 
@@ -126,6 +130,7 @@ func NewWith(t testing.TB, o Options) *Env {
 	contract, err := ServedContract(ctx, srv.Handler())
 	require.NoError(t, err)
 	e := &Env{Pool: pool, Store: store, Commands: svc, Reads: reads, Server: srv, contract: contract,
+		Registry: reg, Keyring: keys,
 		stopProjections: stopProjections}
 	hs := httptest.NewServer(e.checked(t, srv.Handler()))
 	t.Cleanup(hs.Close)

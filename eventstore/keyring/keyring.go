@@ -117,6 +117,26 @@ func (k *Keyring) Seal(ctx context.Context, scope string, plaintext []byte) (str
 
 // Open decrypts a sealed value. It returns ErrShredded when its key was destroyed.
 func (k *Keyring) Open(ctx context.Context, value string) ([]byte, error) {
+	return k.open(ctx, value, nil)
+}
+
+// Opener opens many values with one read of each data key: for a batch of work (a projection
+// writing a thousand entries), not for longer — a key destroyed meanwhile still opens what the
+// opener has already read it for, until the opener is dropped.
+type Opener struct {
+	k    *Keyring
+	keys map[int64]cipher.AEAD
+}
+
+// Opener returns an opener with an empty cache.
+func (k *Keyring) Opener() *Opener { return &Opener{k: k, keys: map[int64]cipher.AEAD{}} }
+
+// Open decrypts a sealed value, as Keyring.Open does.
+func (o *Opener) Open(ctx context.Context, value string) ([]byte, error) {
+	return o.k.open(ctx, value, o.keys)
+}
+
+func (k *Keyring) open(ctx context.Context, value string, cache map[int64]cipher.AEAD) ([]byte, error) {
 	rest, ok := strings.CutPrefix(value, prefix)
 	if !ok {
 		return nil, ErrNotSealed
@@ -130,24 +150,29 @@ func (k *Keyring) Open(ctx context.Context, value string) ([]byte, error) {
 	if err != nil {
 		return nil, ErrNotSealed
 	}
-	var wrapped []byte
-	err = k.db.QueryRow(ctx, `SELECT wrapped_key FROM data_keys WHERE id = $1`, id).Scan(&wrapped)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrShredded
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keyring: load key %d: %w", id, err)
-	}
-	if wrapped == nil {
-		return nil, ErrShredded
-	}
-	key, err := open(k.master, wrapped, []byte(idStr))
-	if err != nil {
-		return nil, fmt.Errorf("keyring: unwrap key %d: %w", id, err)
-	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, err
+	aead := cache[id]
+	if aead == nil {
+		var wrapped []byte
+		err = k.db.QueryRow(ctx, `SELECT wrapped_key FROM data_keys WHERE id = $1`, id).Scan(&wrapped)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrShredded
+		}
+		if err != nil {
+			return nil, fmt.Errorf("keyring: load key %d: %w", id, err)
+		}
+		if wrapped == nil {
+			return nil, ErrShredded
+		}
+		key, err := open(k.master, wrapped, []byte(idStr))
+		if err != nil {
+			return nil, fmt.Errorf("keyring: unwrap key %d: %w", id, err)
+		}
+		if aead, err = newAEAD(key); err != nil {
+			return nil, err
+		}
+		if cache != nil {
+			cache[id] = aead
+		}
 	}
 	plain, err := open(aead, sealed, []byte(idStr))
 	if err != nil {

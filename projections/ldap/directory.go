@@ -122,11 +122,16 @@ func parsePosition(s string) (eventstore.Position, error) {
 // with ("" leaves the attribute out).
 type Passwords func(ctx context.Context, sealed string) (string, error)
 
-// Write applies the changes and moves the checkpoint to pos, in one RFC 5805 transaction: the
-// directory and its position never disagree, whatever fails in between. A transaction the
-// directory refused because it did not hold what the projection remembered returns errConflict
-// (see Reconcile).
-func (d *Directory) Write(ctx context.Context, projection string, changes []Change, pos eventstore.Position, passwords Passwords) error {
+// errFenced means the checkpoint was not where the writer read it: another process moved it (this
+// one lost the projection's lock without noticing yet). Nothing of the transaction applied.
+var errFenced = errors.New("ldap: the checkpoint moved under this writer: another process runs the projection")
+
+// Write applies the changes and moves the checkpoint from "from" to pos, in one RFC 5805
+// transaction: the directory and its position never disagree, whatever fails in between. The
+// checkpoint's change asserts that it still holds "from" (errFenced otherwise). A transaction
+// the directory refused because it did not hold what the projection remembered returns
+// errConflict (see Reconcile).
+func (d *Directory) Write(ctx context.Context, projection string, changes []Change, from, pos eventstore.Position, passwords Passwords) error {
 	t, err := startTxn(d.conn)
 	if err != nil {
 		return err
@@ -140,13 +145,24 @@ func (d *Directory) Write(ctx context.Context, projection string, changes []Chan
 			return abort(err)
 		}
 	}
-	cp := goldap.NewModifyRequest(d.cfg.DIT.Checkpoint(projection), t.controls)
+	filter := "(!(mailplaneCheckpoint=*))"
+	if from != (eventstore.Position{}) {
+		filter = "(mailplaneCheckpoint=" + goldap.EscapeFilter(formatPosition(from)) + ")"
+	}
+	assert, err := newAssertion(filter)
+	if err != nil {
+		return abort(err)
+	}
+	cp := goldap.NewModifyRequest(d.cfg.DIT.Checkpoint(projection), append([]goldap.Control{assert}, t.controls...))
 	cp.Replace("mailplaneCheckpoint", []string{formatPosition(pos)})
 	if err := d.conn.Modify(cp); err != nil {
 		return abort(fmt.Errorf("ldap: checkpoint: %w", err))
 	}
 	if err := t.end(true); err != nil {
-		if dataConflict(err) {
+		switch {
+		case goldap.IsErrorWithCode(err, goldap.LDAPResultAssertionFailed):
+			return fmt.Errorf("%w: %w", errFenced, err)
+		case dataConflict(err):
 			return fmt.Errorf("%w: %w", errConflict, err)
 		}
 		return err

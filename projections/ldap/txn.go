@@ -96,3 +96,33 @@ func unavailable(err error) bool {
 	}
 	return false
 }
+
+// oidAssertion is RFC 4528's assertion control: the operation applies only if the entry matches
+// the filter.
+const oidAssertion = "1.3.6.1.1.12"
+
+// assertionControl makes an operation conditional on its entry matching a filter. The
+// checkpoint's modify carries one asserting the checkpoint the writer read, so that of two
+// processes that both believe they run the projection (one has lost its lock and does not know
+// it yet) only the first transaction commits: the other's fails whole, entries included.
+type assertionControl struct{ filter *ber.Packet }
+
+func newAssertion(filter string) (assertionControl, error) {
+	p, err := goldap.CompileFilter(filter)
+	if err != nil {
+		return assertionControl{}, fmt.Errorf("ldap: assertion %s: %w", filter, err)
+	}
+	return assertionControl{filter: p}, nil
+}
+
+func (c assertionControl) GetControlType() string { return oidAssertion }
+
+func (c assertionControl) Encode() *ber.Packet {
+	p := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "Control")
+	p.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidAssertion, "Control Type"))
+	p.AppendChild(ber.NewBoolean(ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean, true, "Criticality"))
+	p.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(c.filter.Bytes()), "Assertion"))
+	return p
+}
+
+func (c assertionControl) String() string { return "assertion" }
