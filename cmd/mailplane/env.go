@@ -14,6 +14,7 @@ import (
 	"mailplane/eventstore/keyring"
 	"mailplane/migrations"
 	"mailplane/projections"
+	"mailplane/projections/ldap"
 	"mailplane/projections/postgres"
 )
 
@@ -97,14 +98,28 @@ func (e *env) anchors(pool *pgxpool.Pool) (*eventstore.Anchors, error) {
 	return eventstore.NewAnchors(pool, seed)
 }
 
+// keyring opens the data keys with the master key.
+func (e *env) keyring(pool *pgxpool.Pool) (*keyring.Keyring, error) {
+	master, err := e.masterKey()
+	if err != nil {
+		return nil, err
+	}
+	return keyring.New(pool, master)
+}
+
+// directory is where the LDAP projection writes; ok is false when MAILPLANE_LDAP_URL is unset.
+func (e *env) directory() (cfg ldap.Config, ok bool) {
+	if e.cfg.LDAPURL == "" {
+		return ldap.Config{}, false
+	}
+	return ldap.Config{URL: e.cfg.LDAPURL, BindDN: e.cfg.LDAPBindDN, Password: e.cfg.LDAPPassword,
+		DIT: ldap.DIT{Base: e.cfg.LDAPBaseDN}}, true
+}
+
 // service assembles the command service: the event store, the keyring with the master key, and
 // the password hasher.
 func (e *env) service(pool *pgxpool.Pool, reg *eventstore.Registry) (*commands.Service, *eventstore.Postgres, error) {
-	master, err := e.masterKey()
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := keyring.New(pool, master)
+	keys, err := e.keyring(pool)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"mailplane/api"
 	"mailplane/migrations"
 	"mailplane/projections"
+	"mailplane/projections/ldap"
 	"mailplane/projections/postgres"
 	"mailplane/workers"
 )
@@ -75,8 +76,22 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err := metrics.Register(runner); err != nil {
 		return err
 	}
+	names := runner.Names()
+	var directory *ldap.Projection
+	if cfg, ok := e.directory(); ok {
+		keys, err := e.keyring(pool)
+		if err != nil {
+			return err
+		}
+		if directory, err = ldap.New(ldap.Options{Directory: cfg, Pool: pool, Registry: reg, Keyring: keys, Logger: e.logger}); err != nil {
+			return err
+		}
+		names = append(names, directory.Name())
+	} else {
+		e.logger.Warn("MAILPLANE_LDAP_URL is not set: the LDAP projection does not run, Postfix and Dovecot get no directory")
+	}
 	// From the database, so that a process running no projections reports them too.
-	if err := metrics.Register(projections.NewMetrics(pool, e.logger, runner.Names()...)); err != nil {
+	if err := metrics.Register(projections.NewMetrics(pool, e.logger, names...)); err != nil {
 		return err
 	}
 
@@ -93,7 +108,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 
 	if !*noProjections {
 		wg.Add(1)
@@ -101,6 +116,13 @@ func serve(ctx context.Context, e *env, args []string) error {
 			defer wg.Done()
 			errc <- runner.Run(ctx)
 		}()
+		if directory != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errc <- directory.Run(ctx)
+			}()
+		}
 	}
 	if !*noWorkers {
 		if err := river.Start(ctx); err != nil {
@@ -116,12 +138,12 @@ func serve(ctx context.Context, e *env, args []string) error {
 		srv := api.NewServer(api.Deps{
 			Logger:      e.logger,
 			Metrics:     metrics,
-			Readiness:   readiness(pool, runner.Names()),
+			Readiness:   readiness(pool, names),
 			Commands:    svc,
 			Reads:       postgres.NewReadModel(pool),
 			Store:       store,
 			Waiter:      waiter,
-			Projections: projections.Operator{Pool: pool, Names: runner.Names()},
+			Projections: projections.Operator{Pool: pool, Names: names},
 		}, api.Config{})
 		httpSrv := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", *addr)
