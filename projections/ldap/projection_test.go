@@ -2,6 +2,9 @@ package ldap_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"crypto/sha512"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
 	"mailplane/api/apitest"
 	"mailplane/projections"
@@ -165,3 +169,32 @@ func TestDomainsAndAccountsFollowTheEvents(t *testing.T) {
 }
 
 
+
+// Imported hashes slapd verifies ({SSHA}, {SSHA512}) are written as they are; bcrypt, which it
+// cannot verify, is left out until the account's first login through the API rehashes it.
+func TestImportedPasswordHashes(t *testing.T) {
+	b := setup(t)
+	e := b.e
+	dom := e.CreateDomain(t, nil)
+	salted := func(sum func([]byte) []byte, scheme, pw string) string {
+		salt := []byte("0123salt")
+		return scheme + base64.StdEncoding.EncodeToString(append(sum(append([]byte(pw), salt...)), salt...))
+	}
+	ssha := e.CreateAccount(t, dom, map[string]any{"password_hash": salted(func(b []byte) []byte { s := sha1.Sum(b); return s[:] }, "{SSHA}", "sha-one-1")})
+	ssha512 := e.CreateAccount(t, dom, map[string]any{"password_hash": salted(func(b []byte) []byte { s := sha512.Sum512(b); return s[:] }, "{SSHA512}", "sha-512-1")})
+	hash, err := bcrypt.GenerateFromPassword([]byte("blowfish-1"), 4)
+	require.NoError(t, err)
+	bc := e.CreateAccount(t, dom, map[string]any{"password_hash": string(hash)})
+	b.caughtUp(t)
+
+	require.NoError(t, bind(t, b.d.Env.URL, b.dit.Account(ssha), "sha-one-1"))
+	require.NoError(t, bind(t, b.d.Env.URL, b.dit.Account(ssha512), "sha-512-1"))
+	require.Error(t, bind(t, b.d.Env.URL, b.dit.Account(bc), "blowfish-1"), "bcrypt is not written")
+	require.Equal(t, []string{"TRUE"}, b.entry(t, b.dit.Account(bc)).Get("mailplaneLogin"))
+
+	e.Login(t, bc, "blowfish-1") // verifies bcrypt, rehashes to argon2id
+	require.Eventually(t, func() bool {
+		b.caughtUp(t)
+		return bind(t, b.d.Env.URL, b.dit.Account(bc), "blowfish-1") == nil
+	}, 30*time.Second, 50*time.Millisecond)
+}
