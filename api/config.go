@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 )
 

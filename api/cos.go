@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/projections/postgres"
 )

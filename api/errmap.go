@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/http"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/projections"

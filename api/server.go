@@ -1,6 +1,6 @@
 // Package api is mailplane's admin HTTP API (../shared/API.md): routing, request validation,
 // authentication, problem+json errors and the OpenAPI document. Writes go through
-// api/commands; reads come from the Postgres read models (projections/postgres).
+// commands/; reads come from the Postgres read models (projections/postgres).
 package api
 
 import (
@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/eventstore"
 	"mailplane/projections"
 	"mailplane/projections/postgres"

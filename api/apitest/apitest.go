@@ -25,7 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"mailplane/api"
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/eventstore/keyring"

@@ -1,7 +1,8 @@
-// Package commands is the write side of the admin API: it loads aggregates from the event
-// store, fills in the context their decisions need, lets domain decide, and appends the events
-// together with the reservations and jobs they cause, in one transaction. HTTP handlers and the
-// CLI's admin commands both call it.
+// Package commands is the write side: it loads aggregates from the event store, fills in the
+// context their decisions need, lets domain decide, and appends the events together with the
+// reservations and jobs they cause, in one transaction. The HTTP handlers (api), the CLI's admin
+// commands and the River workers (workers) all call it, so a command is checked the same way
+// whoever issues it; nothing here imports api or workers.
 package commands
 
 import (
