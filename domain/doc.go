@@ -1,6 +1,6 @@
 // Package domain holds mailplane's aggregates (GlobalConfig, COS, Domain,
-// Account), their commands, events and invariants, name normalisation and the
-// inheritance rules.
+// Account, MailingList, Resource), their commands, events and invariants,
+// name normalisation and the inheritance rules.
 //
 // The package is pure: it does no I/O, reads no clock and keeps no secrets in
 // clear. Time reaches it through commands, facts that live in other streams

@@ -42,6 +42,22 @@ func Events() []Event {
 		AliasRemoved{},
 		SessionStarted{},
 		SessionEnded{},
+		ListCreated{},
+		ListUpdated{},
+		ListDeleted{},
+		ListMembersAdded{},
+		ListMembersRemoved{},
+		ListOwnersAdded{},
+		ListOwnersRemoved{},
+		ListAliasesAdded{},
+		ListAliasesRemoved{},
+		ListMadeDynamic{},
+		ListMadeStatic{},
+		ResourceCreated{},
+		ResourceUpdated{},
+		ResourceDeleted{},
+		ResourceAliasAdded{},
+		ResourceAliasRemoved{},
 	}
 }
 

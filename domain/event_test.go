@@ -14,6 +14,9 @@ import (
 func sampleEvents(t *testing.T) []Event {
 	ann := mustAddr(t, "ann@example.com")
 	alias := mustAddr(t, "anna@example.org")
+	team := mustAddr(t, "team@example.com")
+	ext := mustAddr(t, "someone@elsewhere.example")
+	room := mustAddr(t, "room1@example.com")
 	return []Event{
 		GlobalConfigUpdated{
 			TimeZone: ptr("Europe/Rome"), PublicProtocol: ptr("http"), SpamRelayHost: ptr("relay:25"),
@@ -63,6 +66,31 @@ func sampleEvents(t *testing.T) []Event {
 		AliasRemoved{Address: ann, Alias: alias},
 		SessionStarted{Address: ann, SessionID: "s1", IP: "192.0.2.1", UserAgent: "curl/8", StartedAt: t0},
 		SessionEnded{Address: ann, SessionID: "s1", By: "admin@example.com", EndedAt: t0},
+		ListCreated{
+			Address: team, DisplayName: "Team", Description: "all of us", Members: []Address{ann, ext},
+			Owners: []Address{ann}, AllowedSenders: []Address{ext}, SubscriptionPolicy: "approval",
+			UnsubscriptionPolicy: "accept", HideInGAL: true,
+			Dynamic:   &ListDynamic{MemberURL: "ldap:///??sub?(a=b)", Scope: "sub", Filter: "(a=b)"},
+			CreatedAt: t0,
+		},
+		ListUpdated{Address: team, DisplayName: ptr(""), Description: ptr("d"), AllowedSenders: []Address{},
+			SubscriptionPolicy: ptr("reject"), UnsubscriptionPolicy: ptr("approval"), HideInGAL: ptr(false)},
+		ListDeleted{Address: team},
+		ListMembersAdded{Address: team, Members: []Address{ann, ext}},
+		ListMembersRemoved{Address: team, Members: []Address{ext}},
+		ListOwnersAdded{Address: team, Owners: []Address{ann}},
+		ListOwnersRemoved{Address: team, Owners: []Address{ann}},
+		ListAliasesAdded{Address: team, Aliases: []Address{alias}},
+		ListAliasesRemoved{Address: team, Aliases: []Address{alias}},
+		ListMadeDynamic{Address: team, Dynamic: ListDynamic{MemberURL: "ldap:///??one?(a=b)", Scope: "one", Filter: "(a=b)"}, DroppedMembers: 3},
+		ListMadeStatic{Address: team},
+		ResourceCreated{Address: room, DisplayName: "Room 1", Type: "location", Capacity: 8, Location: "1st floor",
+			BookingPolicy: "manual", MaxConflicts: 2, NotifyAddresses: []Address{ann}, CreatedAt: t0},
+		ResourceUpdated{Address: room, DisplayName: ptr(""), Type: ptr("equipment"), Capacity: ptr(0), Location: ptr(""),
+			BookingPolicy: ptr("auto_decline"), MaxConflicts: ptr(0), NotifyAddresses: []Address{}},
+		ResourceDeleted{Address: room},
+		ResourceAliasAdded{Address: room, Alias: alias},
+		ResourceAliasRemoved{Address: room, Alias: alias},
 	}
 }
 

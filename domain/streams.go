@@ -2,10 +2,12 @@ package domain
 
 // Stream types stored with every event; projections route on them.
 const (
-	StreamTypeConfig  = "config"
-	StreamTypeCOS     = "cos"
-	StreamTypeDomain  = "domain"
-	StreamTypeAccount = "account"
+	StreamTypeConfig   = "config"
+	StreamTypeCOS      = "cos"
+	StreamTypeDomain   = "domain"
+	StreamTypeAccount  = "account"
+	StreamTypeList     = "list"
+	StreamTypeResource = "resource"
 )
 
 // GlobalConfigStreamID is the one stream of the GlobalConfig singleton.
@@ -21,3 +23,10 @@ func DomainStreamID(name string) string { return "domain-" + name }
 // AccountStreamID is the stream of an account. A deleted account's address
 // keeps its stream: creating it again continues the same history.
 func AccountStreamID(addr Address) string { return "account-" + addr.String() }
+
+// ListStreamID is the stream of a mailing list. As for accounts, a deleted list's address keeps
+// its stream: creating it again continues the same history.
+func ListStreamID(addr Address) string { return "list-" + addr.String() }
+
+// ResourceStreamID is the stream of a resource, kept as ListStreamID is.
+func ResourceStreamID(addr Address) string { return "resource-" + addr.String() }
