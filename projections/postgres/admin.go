@@ -19,8 +19,8 @@ import (
 // AdminName is the admin projection's stable name (its checkpoint identity).
 const AdminName = "postgres.admin"
 
-// Admin projects the global configuration, COS, domains, accounts and aliases into the rm_*
-// tables. Each row keeps the aggregate's state at the version it has seen: an event at or below
+// Admin projects the global configuration, COS, domains, accounts, mailing lists, resources
+// and aliases into the rm_* tables. Each row keeps the aggregate's state at the version it has seen: an event at or below
 // that version is a redelivery and changes nothing; one further ahead means a gap, and the
 // projection stops (projections.ErrOutOfOrder).
 type Admin struct {
@@ -35,7 +35,8 @@ func (*Admin) Name() string { return AdminName }
 
 // StreamTypes implements projections.Projection.
 func (*Admin) StreamTypes() []string {
-	return []string{domain.StreamTypeConfig, domain.StreamTypeCOS, domain.StreamTypeDomain, domain.StreamTypeAccount}
+	return []string{domain.StreamTypeConfig, domain.StreamTypeCOS, domain.StreamTypeDomain, domain.StreamTypeAccount,
+		domain.StreamTypeList, domain.StreamTypeResource}
 }
 
 // Handle implements projections.Projection.
@@ -62,6 +63,10 @@ func (a *Admin) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEven
 		return projectDomain(ctx, tx, e, ev)
 	case domain.StreamTypeAccount:
 		return projectAccount(ctx, tx, e, ev)
+	case domain.StreamTypeList:
+		return projectList(ctx, tx, e, ev)
+	case domain.StreamTypeResource:
+		return projectResource(ctx, tx, e, ev)
 	}
 	return nil
 }
@@ -184,13 +189,14 @@ func projectAccount(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, 
 	case domain.AliasRemoved:
 		_, err = tx.Exec(ctx, `DELETE FROM rm_aliases WHERE alias = $1 AND target = $2`, x.Alias.String(), address)
 	case domain.AccountDeleted:
-		_, err = tx.Exec(ctx, `DELETE FROM rm_aliases WHERE target = $1`, address)
+		_, err = tx.Exec(ctx, `DELETE FROM rm_aliases WHERE target = $1 AND kind = 'account'`, address)
 	}
 	return err
 }
 
 // Reset empties the admin read model (projections.Resetter).
 func (*Admin) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `TRUNCATE rm_config, rm_cos, rm_domains, rm_accounts, rm_aliases`)
+	_, err := tx.Exec(ctx, `TRUNCATE rm_config, rm_cos, rm_domains, rm_accounts, rm_aliases,
+		rm_lists, rm_list_members, rm_resources`)
 	return err
 }

@@ -66,6 +66,28 @@ func history(t *testing.T, s *eventstore.Postgres) {
 		domain.AliasAdded{Address: bob, Alias: domain.Address{Local: "b", Domain: "a.example"}},
 		domain.AccountDeleted{Address: bob},
 		domain.AccountCreated{Address: bob, Status: "locked", CreatedAt: now.Add(time.Second)})
+
+	team := domain.Address{Local: "team", Domain: "a.example"}
+	ext := domain.Address{Local: "x", Domain: "b.example"}
+	list := eventstore.Stream{ID: domain.ListStreamID(team), Type: domain.StreamTypeList, Domain: "a.example"}
+	app(list, 0, domain.ListCreated{Address: team, Members: []domain.Address{alice, bob}, Owners: []domain.Address{alice},
+		SubscriptionPolicy: "approval", UnsubscriptionPolicy: "accept", CreatedAt: now},
+		domain.ListMembersAdded{Address: team, Members: []domain.Address{ext}},
+		domain.ListMembersRemoved{Address: team, Members: []domain.Address{bob}},
+		domain.ListAliasesAdded{Address: team, Aliases: []domain.Address{{Local: "all", Domain: "a.example"}, {Local: "team", Domain: "b.example"}}},
+		domain.ListUpdated{Address: team, DisplayName: ptr("Team")})
+	old := domain.Address{Local: "old", Domain: "a.example"}
+	oldList := eventstore.Stream{ID: domain.ListStreamID(old), Type: domain.StreamTypeList, Domain: "a.example"}
+	app(oldList, 0, domain.ListCreated{Address: old, Members: []domain.Address{alice}, CreatedAt: now},
+		domain.ListAliasesAdded{Address: old, Aliases: []domain.Address{{Local: "older", Domain: "a.example"}}},
+		domain.ListDeleted{Address: old},
+		domain.ListCreated{Address: old, Dynamic: &domain.ListDynamic{MemberURL: "ldap:///??sub?(a=b)", Scope: "sub", Filter: "(a=b)"},
+			CreatedAt: now.Add(time.Second)})
+	room := domain.Address{Local: "room", Domain: "a.example"}
+	app(eventstore.Stream{ID: domain.ResourceStreamID(room), Type: domain.StreamTypeResource, Domain: "a.example"}, 0,
+		domain.ResourceCreated{Address: room, Type: "location", BookingPolicy: "manual", CreatedAt: now},
+		domain.ResourceAliasAdded{Address: room, Alias: domain.Address{Local: "r1", Domain: "a.example"}},
+		domain.ResourceUpdated{Address: room, Capacity: ptr(10)})
 }
 
 func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry, mw ...message.HandlerMiddleware) {
@@ -90,7 +112,8 @@ func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry
 // snapshot returns every read-model row as JSON, for comparing two builds.
 func snapshot(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	out := map[string][]string{}
-	for _, table := range []string{"rm_config", "rm_cos", "rm_domains", "rm_accounts", "rm_aliases"} {
+	for _, table := range []string{"rm_config", "rm_cos", "rm_domains", "rm_accounts", "rm_aliases",
+		"rm_lists", "rm_list_members", "rm_resources"} {
 		rows, err := pool.Query(context.Background(), `SELECT to_jsonb(t)::text FROM `+table+` t ORDER BY 1`)
 		require.NoError(t, err)
 		for rows.Next() {
@@ -127,7 +150,7 @@ func TestAdminProjectionBuildsTheReadModelAndRebuildsIdentically(t *testing.T) {
 	d, err := reads.Domain(ctx, "a.example")
 	require.NoError(t, err)
 	require.Equal(t, "gold", *d.Domain.DefaultCOS)
-	require.Equal(t, postgres.Counts{Accounts: 2, Aliases: 1}, d.Counts)
+	require.Equal(t, postgres.Counts{Accounts: 2, Lists: 2, Resources: 1, Aliases: 3}, d.Counts)
 	alice, err := reads.Account(ctx, "alice@a.example")
 	require.NoError(t, err)
 	require.Equal(t, "Alice", alice.Account.DisplayName)
@@ -140,6 +163,30 @@ func TestAdminProjectionBuildsTheReadModelAndRebuildsIdentically(t *testing.T) {
 	list, err := reads.ListAccounts(ctx, "a.example", postgres.ListQuery{Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, list, 2)
+
+	teamRow, err := reads.List(ctx, "team@a.example")
+	require.NoError(t, err)
+	require.Equal(t, 5, teamRow.Version)
+	require.Equal(t, 2, teamRow.MemberCount)
+	require.Equal(t, "Team", teamRow.List.DisplayName)
+	require.Empty(t, teamRow.List.Members, "members are rows of their own")
+	require.Len(t, teamRow.List.Aliases, 2)
+	members, err := reads.ListMembers(ctx, "team@a.example", postgres.ListQuery{Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, []string{"alice@a.example", "x@b.example"}, members)
+	oldRow, err := reads.List(ctx, "old@a.example")
+	require.NoError(t, err)
+	require.Zero(t, oldRow.MemberCount, "a re-created list has no old members")
+	require.NotNil(t, oldRow.List.Dynamic)
+	require.Empty(t, oldRow.List.Aliases)
+	roomRow, err := reads.Resource(ctx, "room@a.example")
+	require.NoError(t, err)
+	require.Equal(t, 10, roomRow.Resource.Capacity)
+	objects, err := reads.DomainObjects(ctx, "a.example")
+	require.NoError(t, err)
+	require.Equal(t, postgres.DomainObjects{Accounts: []string{"alice@a.example", "bob@a.example"},
+		Lists: []string{"old@a.example", "team@a.example"}, Resources: []string{"room@a.example"},
+		Aliases: []string{"al@a.example", "all@a.example", "r1@a.example", "team@b.example"}, VirtualHosts: []string{}}, objects)
 
 	before := snapshot(t, pool)
 	admin := postgres.NewAdmin(reg)

@@ -10,7 +10,7 @@ import (
 // DomainObjects are the objects that removing a domain would take.
 type DomainObjects struct {
 	Accounts []string `json:"accounts"`
-	// Aliases in the domain, and aliases elsewhere of the domain's accounts.
+	// Aliases in the domain, and aliases elsewhere of the domain's accounts, lists and resources.
 	Aliases      []string `json:"aliases"`
 	Lists        []string `json:"lists"`
 	Resources    []string `json:"resources"`
@@ -19,20 +19,28 @@ type DomainObjects struct {
 
 // DomainObjects lists everything that belongs to the domain.
 func (r *ReadModel) DomainObjects(ctx context.Context, name string) (DomainObjects, error) {
-	o := DomainObjects{Lists: []string{}, Resources: []string{}, VirtualHosts: []string{}}
-	rows, err := r.db.Query(ctx, `SELECT address FROM rm_accounts WHERE domain = $1 AND NOT deleted ORDER BY address`, name)
-	if err != nil {
-		return o, fmt.Errorf("read model: %w", err)
+	o := DomainObjects{VirtualHosts: []string{}}
+	for _, q := range []struct {
+		into  *[]string
+		query string
+	}{
+		{&o.Accounts, `SELECT address FROM rm_accounts WHERE domain = $1 AND NOT deleted ORDER BY address`},
+		{&o.Lists, `SELECT address FROM rm_lists WHERE domain = $1 AND NOT deleted ORDER BY address`},
+		{&o.Resources, `SELECT address FROM rm_resources WHERE domain = $1 AND NOT deleted ORDER BY address`},
+		{&o.Aliases, `SELECT alias FROM rm_aliases
+			WHERE domain = $1
+				OR kind = 'account' AND target IN (SELECT address FROM rm_accounts WHERE domain = $1 AND NOT deleted)
+				OR kind = 'list' AND target IN (SELECT address FROM rm_lists WHERE domain = $1 AND NOT deleted)
+				OR kind = 'resource' AND target IN (SELECT address FROM rm_resources WHERE domain = $1 AND NOT deleted)
+			ORDER BY alias`},
+	} {
+		rows, err := r.db.Query(ctx, q.query, name)
+		if err != nil {
+			return o, fmt.Errorf("read model: %w", err)
+		}
+		if *q.into, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return o, err
+		}
 	}
-	if o.Accounts, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return o, err
-	}
-	rows, err = r.db.Query(ctx, `SELECT alias FROM rm_aliases
-		WHERE domain = $1 OR target IN (SELECT address FROM rm_accounts WHERE domain = $1 AND NOT deleted)
-		ORDER BY alias`, name)
-	if err != nil {
-		return o, fmt.Errorf("read model: %w", err)
-	}
-	o.Aliases, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	return o, err
+	return o, nil
 }

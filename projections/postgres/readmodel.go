@@ -181,6 +181,8 @@ func (r *ReadModel) ListDomains(ctx context.Context, q ListQuery) ([]DomainRow, 
 func (r *ReadModel) domains(ctx context.Context, where string, args ...any) ([]DomainRow, error) {
 	rows, err := r.db.Query(ctx, `SELECT d.version, d.state, d.created_at, d.updated_at,
 		(SELECT count(*) FROM rm_accounts a WHERE a.domain = d.name AND NOT a.deleted),
+		(SELECT count(*) FROM rm_lists l WHERE l.domain = d.name AND NOT l.deleted),
+		(SELECT count(*) FROM rm_resources r WHERE r.domain = d.name AND NOT r.deleted),
 		(SELECT count(*) FROM rm_aliases l WHERE l.domain = d.name)
 		FROM rm_domains d `+where, args...)
 	if err != nil {
@@ -189,7 +191,8 @@ func (r *ReadModel) domains(ctx context.Context, where string, args ...any) ([]D
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (DomainRow, error) {
 		var d DomainRow
 		var raw []byte
-		if err := row.Scan(&d.Version, &raw, &d.CreatedAt, &d.UpdatedAt, &d.Counts.Accounts, &d.Counts.Aliases); err != nil {
+		if err := row.Scan(&d.Version, &raw, &d.CreatedAt, &d.UpdatedAt, &d.Counts.Accounts, &d.Counts.Lists, &d.Counts.Resources,
+			&d.Counts.Aliases); err != nil {
 			return d, err
 		}
 		d.Domain, err = decode[domain.Domain](raw, "domain")
