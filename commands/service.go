@@ -92,6 +92,9 @@ type Outcome struct {
 	At time.Time
 	// Account is set by account commands: the account as the command left it.
 	Account *AccountView
+	// List and Resource are set by list and resource commands likewise (nil once deleted).
+	List     *ListView
+	Resource *ResourceView
 }
 
 // Appended reports whether the command wrote events.
