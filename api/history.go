@@ -209,26 +209,52 @@ func (s *Server) domainAsOf(ctx context.Context, name string, t time.Time) (any,
 	if err != nil {
 		return nil, 0, err
 	}
-	// Count its accounts and their aliases then, from the accounts' own streams.
-	events, err := s.Store.ReadDomain(ctx, eventstore.DomainQuery{Domain: name, StreamType: domain.StreamTypeAccount, Until: t.Add(time.Microsecond)})
-	if err != nil {
-		return nil, 0, err
-	}
-	byStream := map[string][]eventstore.RecordedEvent{}
-	for _, e := range events {
-		byStream[e.StreamID] = append(byStream[e.StreamID], e)
-	}
+	// Count its accounts, lists, resources and their aliases then, from their own streams.
 	var counts postgres.Counts
-	for _, evs := range byStream {
-		a, err := commands.Fold[domain.Account](s.Store.Registry(), evs)
+	aliases := func(as []domain.Address) {
+		for _, al := range as {
+			if al.Domain == name {
+				counts.Aliases++
+			}
+		}
+	}
+	for _, kind := range []string{domain.StreamTypeAccount, domain.StreamTypeList, domain.StreamTypeResource} {
+		events, err := s.Store.ReadDomain(ctx, eventstore.DomainQuery{Domain: name, StreamType: kind, Until: t.Add(time.Microsecond)})
 		if err != nil {
 			return nil, 0, err
 		}
-		if a.Exists() {
-			counts.Accounts++
-			for _, al := range a.Aliases {
-				if al.Domain == name {
-					counts.Aliases++
+		byStream := map[string][]eventstore.RecordedEvent{}
+		for _, e := range events {
+			byStream[e.StreamID] = append(byStream[e.StreamID], e)
+		}
+		for _, evs := range byStream {
+			switch kind {
+			case domain.StreamTypeAccount:
+				a, err := commands.Fold[domain.Account](s.Store.Registry(), evs)
+				if err != nil {
+					return nil, 0, err
+				}
+				if a.Exists() {
+					counts.Accounts++
+					aliases(a.Aliases)
+				}
+			case domain.StreamTypeList:
+				l, err := commands.Fold[domain.MailingList](s.Store.Registry(), evs)
+				if err != nil {
+					return nil, 0, err
+				}
+				if l.Exists() {
+					counts.Lists++
+					aliases(l.Aliases)
+				}
+			case domain.StreamTypeResource:
+				r, err := commands.Fold[domain.Resource](s.Store.Registry(), evs)
+				if err != nil {
+					return nil, 0, err
+				}
+				if r.Exists() {
+					counts.Resources++
+					aliases(r.Aliases)
 				}
 			}
 		}

@@ -51,13 +51,15 @@ type apiRoute struct {
 }
 
 const (
-	tagService  = "service"
-	tagAuth     = "auth"
-	tagConfig   = "config"
-	tagCOS      = "cos"
-	tagDomains  = "domains"
-	tagAccounts = "accounts"
-	tagSessions = "sessions"
+	tagService   = "service"
+	tagAuth      = "auth"
+	tagConfig    = "config"
+	tagCOS       = "cos"
+	tagDomains   = "domains"
+	tagAccounts  = "accounts"
+	tagSessions  = "sessions"
+	tagLists     = "lists"
+	tagResources = "resources"
 	// tagOperations: what operators run the service with.
 	tagOperations = "operations"
 )
@@ -172,6 +174,118 @@ var apiRoutes = []apiRoute{
 	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}/sessions/{id}", ID: "endSession", Tag: tagSessions,
 		Summary: "End one session", IfMatch: true, Status: 204, Problems: []int{409}},
 
+	// Mailing lists.
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/lists", ID: "listLists", Tag: tagLists,
+		Summary:     "List a domain's mailing lists by address",
+		Description: "Administrators of the domain. q filters by substring of address or display name.",
+		Query:       []string{"q", "limit", "cursor"}, Status: 200, Result: "ListPage"},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/lists", ID: "createList", Tag: tagLists,
+		Summary: "Create a mailing list",
+		Description: "Administrators of the domain. An address is unique across accounts, aliases, lists and resources (409 address-taken). " +
+			"members (at most 10,000, inside or outside the platform), owners (accounts of the platform, at most 1,000), allowed_senders " +
+			"(who may post; empty: anyone; at most 1,000) are sets: duplicates and case do not matter. Policies default to " +
+			"subscription approval and unsubscription accept. A dynamic list takes its members from dynamic.member_url, an RFC 4516 " +
+			"URL over the platform's own accounts: ldap:///??sub?(filter) or ldap:///??one?(filter), attribute list empty or mail, no " +
+			"host, no base DN, no extensions; its filter is compiled before it is accepted (400 naming the problem). A dynamic list has " +
+			"no explicit members (400). A closed or suspended domain takes no new list (409 domain-unavailable). Every bad field is " +
+			"listed at once, the first 20 bad addresses of a set by index (members[3]) and a count of the rest.",
+		Idempotent: true, Body: "ListCreate", Status: 201, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/lists/{address}", ID: "getList", Tag: tagLists,
+		Summary:     "A mailing list (as_of: as it stood then)",
+		Description: "Administrators of its domain and its owners; anyone else gets 403, whether the list exists or not. Members are paged at .../members; member_count counts a static list's (null for a dynamic list).",
+		Query:       []string{"as_of"}, Status: 200, Result: "List", ETag: true},
+	{Method: http.MethodPatch, Path: "/api/v1/lists/{address}", ID: "patchList", Tag: tagLists,
+		Summary: "Change a mailing list's settings (JSON merge patch)",
+		Description: "Administrators of its domain; its owners may change display_name, description, allowed_senders and the " +
+			"policies, not hide_in_gal (403). null on a policy resets it to its default, on allowed_senders lets anyone post. " +
+			"members, owners, aliases and dynamic have endpoints of their own; the address cannot change (400 saying so). " +
+			"A suspended domain's lists are frozen (409 domain-unavailable).",
+		IfMatch: true, Body: "ListPatch", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}", ID: "deleteList", Tag: tagLists,
+		Summary:     "Delete a mailing list",
+		Description: "Administrators of its domain (not its owners). Its address and aliases are free again.",
+		IfMatch:     true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/lists/{address}/members", ID: "listListMembers", Tag: tagLists,
+		Summary: "A mailing list's members by address",
+		Description: "Administrators of its domain and its owners. A static list's explicit members; a dynamic list's are found by " +
+			"running its query against the directory (501 not-implemented-yet where this server cannot). q filters by substring.",
+		Query: []string{"q", "limit", "cursor"}, Status: 200, Result: "MemberPage", Problems: []int{501}},
+	{Method: http.MethodPost, Path: "/api/v1/lists/{address}/members", ID: "addListMembers", Tag: tagLists,
+		Summary: "Add members to a static list",
+		Description: "Administrators of its domain and its owners. At most 10,000 addresses a request, recorded as one event; those " +
+			"already members are passed over (nothing new: nothing recorded, the same version). A dynamic list has no explicit " +
+			"members (400). Answers the list.",
+		IfMatch: true, Idempotent: true, Body: "ListMembersRequest", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}/members", ID: "removeListMembers", Tag: tagLists,
+		Summary:     "Remove members from a list",
+		Description: "Administrators of its domain and its owners. At most 10,000 addresses, one event; addresses that are not members are passed over. Answers the list.",
+		IfMatch:     true, Body: "ListMembersRequest", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}/members/{member}", ID: "removeListMember", Tag: tagLists,
+		Summary:     "Remove one member from a list",
+		Description: "Administrators of its domain and its owners. 404 when the address is not a member. Answers the list.",
+		IfMatch:     true, Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/lists/{address}/owners", ID: "addListOwners", Tag: tagLists,
+		Summary:     "Add owners to a list",
+		Description: "Administrators of its domain and its owners. Owners are accounts of the platform (400 naming those that are not), at most 1,000 a list. Answers the list.",
+		IfMatch:     true, Idempotent: true, Body: "ListOwnersRequest", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}/owners", ID: "removeListOwners", Tag: tagLists,
+		Summary:     "Remove owners from a list",
+		Description: "Administrators of its domain and its owners (an owner may remove itself). Addresses that are not owners are passed over. Answers the list.",
+		IfMatch:     true, Body: "ListOwnersRequest", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}/owners/{owner}", ID: "removeListOwner", Tag: tagLists,
+		Summary: "Remove one owner from a list", Description: "As DELETE .../owners; 404 when the address is not an owner.",
+		IfMatch: true, Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/lists/{address}/aliases", ID: "addListAliases", Tag: tagLists,
+		Summary: "Give a list more addresses",
+		Description: "Administrators of the list's domain and of each alias's domain (not owners). An alias's domain must exist " +
+			"(400) and take new objects (409 domain-unavailable); an address in use is 409 address-taken. At most 100 aliases a list. Answers the list.",
+		IfMatch: true, Idempotent: true, Body: "ListAliasesRequest", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}/aliases", ID: "removeListAliases", Tag: tagLists,
+		Summary:     "Take aliases away from a list",
+		Description: "Administrators of its domain. Addresses that are not its aliases are passed over; the others are free again. Answers the list.",
+		IfMatch:     true, Body: "ListAliasesRequest", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}/aliases/{alias}", ID: "removeListAlias", Tag: tagLists,
+		Summary: "Take one alias away from a list", Description: "As DELETE .../aliases; 404 when it is not an alias of the list.",
+		IfMatch: true, Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodPut, Path: "/api/v1/lists/{address}/dynamic", ID: "makeListDynamic", Tag: tagLists,
+		Summary: "Make a list dynamic, or give a dynamic list another query",
+		Description: "Administrators of its domain (not owners). member_url as on creation. A static list with members answers " +
+			"409 conflict unless drop_members is true (its members are then gone, in the same event). The same query again changes nothing. Answers the list.",
+		IfMatch: true, Body: "ListDynamicRequest", Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/lists/{address}/dynamic", ID: "makeListStatic", Tag: tagLists,
+		Summary:     "Make a dynamic list static",
+		Description: "Administrators of its domain. The list keeps its settings and has no members until some are added; 404 when it is not dynamic. Answers the list.",
+		IfMatch:     true, Status: 200, Result: "List", ETag: true, Problems: []int{409}},
+
+	// Resources.
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/resources", ID: "listResources", Tag: tagResources,
+		Summary:     "List a domain's resources by address",
+		Description: "Administrators of the domain. q filters by substring of address or display name.",
+		Query:       []string{"q", "limit", "cursor"}, Status: 200, Result: "ResourcePage"},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/resources", ID: "createResource", Tag: tagResources,
+		Summary: "Create a resource (a room or equipment)",
+		Description: "Administrators of the domain. type is required; booking_policy defaults to auto_accept_unless_busy. " +
+			"A signature is refused (400: resources have no signature). An address is unique across accounts, aliases, lists " +
+			"and resources (409 address-taken); a closed or suspended domain takes no new resource (409 domain-unavailable).",
+		Idempotent: true, Body: "ResourceCreate", Status: 201, Result: "Resource", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/resources/{address}", ID: "getResource", Tag: tagResources,
+		Summary: "A resource (as_of: as it stood then)", Description: "Administrators of its domain.",
+		Query: []string{"as_of"}, Status: 200, Result: "Resource", ETag: true},
+	{Method: http.MethodPatch, Path: "/api/v1/resources/{address}", ID: "patchResource", Tag: tagResources,
+		Summary: "Change a resource (JSON merge patch)",
+		Description: "Administrators of its domain. null empties display_name and location, makes capacity and max_conflicts 0, " +
+			"removes every notify address. A signature is refused (400). A suspended domain's resources are frozen (409).",
+		IfMatch: true, Body: "ResourcePatch", Status: 200, Result: "Resource", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/resources/{address}", ID: "deleteResource", Tag: tagResources,
+		Summary: "Delete a resource", Description: "Administrators of its domain. Its address and aliases are free again.",
+		IfMatch: true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/resources/{address}/aliases", ID: "addResourceAlias", Tag: tagResources,
+		Summary:     "Give a resource an alias",
+		Description: "As for accounts: the alias may be in any domain the caller administers that exists; 409 address-taken when the address is in use.",
+		IfMatch:     true, Idempotent: true, Body: "AliasRequest", Status: 201, Result: "Resource", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/resources/{address}/aliases/{alias}", ID: "removeResourceAlias", Tag: tagResources,
+		Summary: "Remove an alias from a resource", IfMatch: true, Status: 204, Problems: []int{409}},
+
 	// Operations.
 	{Method: http.MethodGet, Path: "/api/v1/projections", ID: "listProjections", Tag: tagOperations,
 		Summary:     "Every projection: position, lag, running or stopped (and why), unresolved dead letters",
@@ -203,6 +317,7 @@ var problemResponses = map[int]problemResponse{
 	422: {"UnprocessableContent", "The Idempotency-Key was already used for a different request", nil},
 	429: {"TooManyRequests", "Too many failed logins; retry after Retry-After seconds (also retry_after)", []string{"RetryAfter"}},
 	500: {"InternalServerError", "An unexpected failure; it is logged with the request id", nil},
+	501: {"NotImplemented", "This server cannot do this yet (not-implemented-yet): the detail says what is missing", nil},
 	503: {"ServiceUnavailable", "The request timed out, a domain's directory could not be reached, or the change was saved but the read models have not caught up yet; retry after Retry-After seconds", []string{"RetryAfter"}},
 }
 
@@ -273,8 +388,10 @@ var pathParamRE = regexp.MustCompile(`\{([^}:]+)(?::[^}]*)?\}`)
 // pathParamDescriptions describe the path parameters by name.
 var pathParamDescriptions = map[string]string{
 	"domain":  "Domain name, in A-label or Unicode form, any case",
-	"address": "Account address, any case",
+	"address": "Address of the account, list or resource, any case",
 	"alias":   "Alias address, any case",
+	"member":  "Member address, any case",
+	"owner":   "Owner address, any case",
 	"name":    "Class of service name, any case",
 	"id":      "Session id",
 }
@@ -502,6 +619,9 @@ var (
 	oaAccountStatuses = []string{"active", "locked", "maintenance", "closed", "lockout", "pending"}
 	oaProtocols       = []string{"http", "https"}
 	oaMechanisms      = []string{"internal", "ldap", "ad"}
+	oaListPolicies    = []string{"accept", "approval", "reject"}
+	oaResourceTypes   = []string{"location", "equipment"}
+	oaBookingPolicies = []string{"auto_accept", "auto_accept_unless_busy", "manual", "auto_decline"}
 )
 
 func openAPISchemas() oaSchema {
@@ -694,7 +814,7 @@ func openAPISchemas() oaSchema {
 			"Merge patch: a key set to a string sets it, a key set to null is removed, others stay; \"attributes\": null removes all")),
 	}
 
-	return oaSchema{
+	schemas := oaSchema{
 		"Problem": oaSchema{
 			"type":        "object",
 			"description": "RFC 9457 problem details",
@@ -770,6 +890,133 @@ func openAPISchemas() oaSchema {
 			"aliases": oaArray(oaString("")), "virtual_hosts": oaArray(oaString("")),
 		}),
 	}
+	maps.Copy(schemas, listSchemas(version))
+	maps.Copy(schemas, resourceSchemas(version))
+	return schemas
+}
+
+// listSchemas are the mailing lists' schemas.
+func listSchemas(version oaSchema) oaSchema {
+	addresses := func(desc string) oaSchema {
+		s := oaArray(oaString(""))
+		s["description"] = desc
+		return s
+	}
+	policy := func(desc string) oaSchema { return oaEnum(desc, oaListPolicies...) }
+	dynamicShown := oaObject([]string{"member_url", "scope", "filter"}, oaSchema{
+		"member_url": oaString("The query as stored: ldap:///??SCOPE?FILTER"),
+		"scope":      oaEnum("", "sub", "one"),
+		"filter":     oaString("RFC 4515 filter, percent-decoded"),
+	})
+	shown := oaSchema{
+		"address":               oaString("Lower-case address, domain in A-labels"),
+		"unicode_address":       oaString(""),
+		"local_part":            oaString(""),
+		"domain":                oaString(""),
+		"display_name":          oaString(""),
+		"description":           oaString(""),
+		"owners":                addresses("Accounts that manage the list's members, owners and policies"),
+		"allowed_senders":       addresses("Who may post; empty: anyone"),
+		"subscription_policy":   policy(""),
+		"unsubscription_policy": policy(""),
+		"aliases":               addresses(""),
+		"hide_in_gal":           oaBool("Left out of the domain's address book"),
+		"dynamic":               oaSchema{"description": "The query of a dynamic list; null for a static one", "oneOf": []any{oaSchema{"type": "null"}, dynamicShown}},
+		"member_count":          oaSchema{"type": []string{"integer", "null"}, "minimum": 0, "description": "Explicit members of a static list; null for a dynamic one"},
+		"version":               version,
+		"created_at":            oaDateTime(""),
+		"updated_at":            oaDateTime(""),
+	}
+	memberURL := oaString("ldap:///??sub?(filter) or ldap:///??one?(filter): no host, no base DN, attribute list empty or mail")
+	create := oaSchema{
+		"address":               oaString("Full address in the domain"),
+		"display_name":          oaString(""),
+		"description":           oaString(""),
+		"owners":                addresses("Accounts of the platform"),
+		"allowed_senders":       addresses("Empty: anyone may post"),
+		"subscription_policy":   policy("Default approval"),
+		"unsubscription_policy": policy("Default accept"),
+		"hide_in_gal":           oaBool(""),
+		"dynamic":               oaNullable(oaClosed([]string{"member_url"}, oaSchema{"member_url": memberURL})),
+	}
+	create["members"] = addresses("At most 10,000, inside or outside the platform; none for a dynamic list")
+	create["members"].(oaSchema)["maxItems"] = 10000
+	patch := oaSchema{
+		"display_name":          oaNullable(oaString("null empties it")),
+		"description":           oaNullable(oaString("null empties it")),
+		"allowed_senders":       oaNullable(addresses("Replaces them; empty or null: anyone may post")),
+		"subscription_policy":   oaNullable(policy("null: approval")),
+		"unsubscription_policy": oaNullable(policy("null: accept")),
+		"hide_in_gal":           oaNullable(oaBool("Administrators only; null: false")),
+	}
+	set := func(member, desc string) oaSchema {
+		items := addresses(desc)
+		items["maxItems"] = 10000
+		return oaClosed([]string{member}, oaSchema{member: items})
+	}
+	return oaSchema{
+		"List":               oaObject(slices.Sorted(maps.Keys(shown)), shown),
+		"ListCreate":         oaClosed([]string{"address"}, create),
+		"ListPatch":          oaClosed(nil, patch),
+		"ListPage":           oaPage("List"),
+		"Member":             oaObject([]string{"address"}, oaSchema{"address": oaString("")}),
+		"MemberPage":         oaPage("Member"),
+		"ListMembersRequest": set("members", "At most 10,000 addresses, inside or outside the platform"),
+		"ListOwnersRequest":  set("owners", "Accounts of the platform"),
+		"ListAliasesRequest": set("aliases", "Addresses in domains the caller administers"),
+		"ListDynamicRequest": oaClosed([]string{"member_url"}, oaSchema{
+			"member_url":   memberURL,
+			"drop_members": oaBool("Let a static list with members become dynamic, dropping them"),
+		}),
+	}
+}
+
+// resourceSchemas are the resources' schemas.
+func resourceSchemas(version oaSchema) oaSchema {
+	addresses := oaArray(oaString(""))
+	addresses["description"] = "Who hears of its bookings (at most 100)"
+	shown := oaSchema{
+		"address":          oaString("Lower-case address, domain in A-labels"),
+		"unicode_address":  oaString(""),
+		"local_part":       oaString(""),
+		"domain":           oaString(""),
+		"display_name":     oaString(""),
+		"type":             oaEnum("", oaResourceTypes...),
+		"capacity":         oaBounded(oaInteger("People it holds; 0: not said"), 0, 1000000),
+		"location":         oaString(""),
+		"booking_policy":   oaEnum("How it answers invitations", oaBookingPolicies...),
+		"max_conflicts":    oaBounded(oaInteger("Conflicting instances of a recurring booking it still accepts"), 0, 1000),
+		"notify_addresses": addresses,
+		"aliases":          oaArray(oaString("")),
+		"version":          version,
+		"created_at":       oaDateTime(""),
+		"updated_at":       oaDateTime(""),
+	}
+	settings := func(patch bool) oaSchema {
+		n := func(s oaSchema) oaSchema {
+			if patch {
+				return oaNullable(s)
+			}
+			return s
+		}
+		return oaSchema{
+			"display_name":     n(oaString("")),
+			"type":             oaEnum("", oaResourceTypes...),
+			"capacity":         n(oaBounded(oaInteger("0: not said"), 0, 1000000)),
+			"location":         n(oaString("")),
+			"booking_policy":   oaEnum("Default auto_accept_unless_busy", oaBookingPolicies...),
+			"max_conflicts":    n(oaBounded(oaInteger(""), 0, 1000)),
+			"notify_addresses": n(addresses),
+		}
+	}
+	create := settings(false)
+	create["address"] = oaString("Full address in the domain")
+	return oaSchema{
+		"Resource":       oaObject(slices.Sorted(maps.Keys(shown)), shown),
+		"ResourceCreate": oaClosed([]string{"address", "type"}, create),
+		"ResourcePatch":  oaClosed(nil, settings(true)),
+		"ResourcePage":   oaPage("Resource"),
+	}
 }
 
 // accountCreateSchema is a new account: address or local_part (both when they agree), and a
@@ -830,7 +1077,8 @@ func openAPIDocument() oaSchema {
 		},
 		"tags": []oaSchema{
 			{"name": tagService}, {"name": tagAuth}, {"name": tagConfig}, {"name": tagCOS},
-			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions}, {"name": tagOperations},
+			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions}, {"name": tagLists}, {"name": tagResources},
+			{"name": tagOperations},
 		},
 		// Relative: the API is wherever this document is served from, under /api/v1 but for
 		// the service endpoints at the root.

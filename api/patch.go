@@ -97,6 +97,8 @@ func jsonKind[T any]() string {
 		return "an object of booleans"
 	case map[string]string:
 		return "an object of strings"
+	case []string:
+		return "an array of strings"
 	}
 	return "of the right type"
 }

@@ -41,6 +41,9 @@ type Deps struct {
 	Waiter *projections.Waiter
 	// Projections answers the operators' projection endpoints.
 	Projections projections.Operator
+	// Members runs dynamic lists' queries against the directory; nil answers their members
+	// with 501.
+	Members MemberSource
 }
 
 // Server serves the API.
@@ -83,6 +86,8 @@ func NewServer(deps Deps, cfg Config) *Server {
 	s.routeDomains(authed)
 	s.routeAccounts(authed)
 	s.routeSessions(authed)
+	s.routeLists(authed)
+	s.routeResources(authed)
 	s.routeProjections(authed)
 	s.router = r
 	return s
