@@ -450,6 +450,8 @@ const (
 	text kind = iota
 	integer
 	boolean
+	// addresses is a comma-separated list, sent as an array of strings.
+	addresses
 )
 
 func (k kind) parse(s string) (any, error) {
@@ -466,6 +468,14 @@ func (k kind) parse(s string) (any, error) {
 			return nil, fmt.Errorf("%q is not true or false", s)
 		}
 		return b, nil
+	case addresses:
+		out := []string{}
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				out = append(out, a)
+			}
+		}
+		return out, nil
 	}
 	return s, nil
 }

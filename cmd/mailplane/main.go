@@ -34,6 +34,9 @@ admin client (talks to the HTTP API; every command takes --url, reads and writes
   login --url URL --email E [--password P]   get a token, saved under $MAILPLANE_CONFIG_DIR
   domain   create|list|show|history
   account  create|list|show|set|alias add|alias remove|delete
+  list     create|list|show|set|delete|members add|members remove|members list|owners add|owners remove|
+           aliases add|aliases remove|dynamic|static
+  resource create|list|show|set|delete
   cos      create|list|show|set|delete
   config   show|set
 
@@ -88,6 +91,8 @@ var subcommands = map[string]func(ctx context.Context, e *env, args []string) er
 	"login":       login,
 	"domain":      domainCommand,
 	"account":     accountCommand,
+	"list":        listCommand,
+	"resource":    resourceCommand,
 	"cos":         cosCommand,
 	"config":      configCommand,
 }
