@@ -560,6 +560,8 @@ func (l MailingList) decideAddAliases(c AddListAliases) ([]Event, error) {
 		switch {
 		case a == l.Address:
 			fe.add(field, "is the list's own address")
+		case l.HasMember(a):
+			fe.add(field, "is a member of the list: mail to it would come back to the list")
 		case containsSorted(l.Aliases, a):
 		case !d.Exists():
 			fe.add(field, "domain "+a.Domain+" does not exist")

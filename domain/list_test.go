@@ -186,6 +186,9 @@ func TestListOwnersAndAliases(t *testing.T) {
 	require.ErrorIs(t, err, ErrDomainUnavailable)
 	_, err = l.Decide(AddListMembers{Members: []string{"all@example.com"}})
 	requireFields(t, err, "members[0]")
+	l, _ = decideOne(t, l, AddListMembers{Members: []string{"m@example.com"}})
+	_, err = l.Decide(AddListAliases{Aliases: []string{"m@example.com"}, Domains: domains})
+	requireFields(t, err, "aliases[0]")
 	l, _ = decideOne(t, l, RemoveListAliases{Aliases: []string{"all@example.com"}})
 	require.Equal(t, []Address{mustAddr(t, "team@other.example")}, l.Aliases)
 }
