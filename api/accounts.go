@@ -415,24 +415,11 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 			patch.Update.Clear = append(patch.Update.Clear, c)
 		}
 	}
-	if err := doc.err(); err != nil {
-		return s.withDecision(err, func() error {
-			c := patch.Update
-			c.COSExists = true // whether it exists is checked once the request is well formed
-			if c.Attributes == nil && patch.Attributes != nil {
-				c.Attributes = map[string]string{}
-				for k := range patch.Attributes {
-					c.Attributes[k] = ""
-				}
-			}
-			_, err := domain.Account{Address: addr}.Decide(c)
-			return err
-		})
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.PatchAccount(r.Context(), req, addr, patch)
 	if err != nil {
 		return err
