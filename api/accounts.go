@@ -326,7 +326,6 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	return s.respondNow(w, r, req, out, http.StatusCreated, s.written(r, out, addr))
 }
 
-
 func firstFieldMessage(err error) string {
 	var ve domain.ValidationError
 	if errors.As(err, &ve) && len(ve.Errors) > 0 {
@@ -334,7 +333,6 @@ func firstFieldMessage(err error) string {
 	}
 	return err.Error()
 }
-
 
 func deref[T any](p *T) T {
 	if p == nil {

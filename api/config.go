@@ -162,4 +162,3 @@ func configIfMatch(r *http.Request) (*http.Request, bool, error) {
 	r.Header.Del("If-Match")
 	return r, true, nil
 }
-
