@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"mailplane/eventstore"
 	"mailplane/projections"
 	"mailplane/projections/postgres"
+	"mailplane/workers"
 )
 
 // Config tunes the server.
@@ -44,6 +46,10 @@ type Deps struct {
 	// Members runs dynamic lists' queries against the directory; nil answers their members
 	// with 501.
 	Members MemberSource
+	// Jobs reads the jobs that requests start (GET /api/v1/jobs/{id}).
+	Jobs interface {
+		Lookup(ctx context.Context, id int64) (workers.Job, error)
+	}
 }
 
 // Server serves the API.
@@ -89,6 +95,7 @@ func NewServer(deps Deps, cfg Config) *Server {
 	s.routeLists(authed)
 	s.routeResources(authed)
 	s.routeProjections(authed)
+	s.routeJobs(authed)
 	s.router = r
 	return s
 }
