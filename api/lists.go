@@ -252,13 +252,12 @@ func (s *Server) createList(w http.ResponseWriter, r *http.Request) error {
 	if dyn, ok := doc.sub("dynamic", "member_url"); ok && dyn != nil {
 		cmd.Dynamic = &domain.DynamicInput{MemberURL: deref(patchValue[string](dyn, "member_url"))}
 	}
-	if err := doc.err(); err != nil {
-		return err
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	// Fields of the wrong type are reported with whatever else the command finds wrong.
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.CreateList(r.Context(), req, name, cmd)
 	if err != nil {
 		return err
@@ -351,14 +350,11 @@ func (s *Server) patchList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var moved []FieldError
+	// Members with endpoints of their own are refused, with whatever else is wrong.
 	for _, f := range slices.Sorted(maps.Keys(listMovedFields)) {
 		if doc.has(f) {
-			moved = append(moved, FieldError{Field: f, Message: listMovedFields[f]})
+			*doc.errs = append(*doc.errs, FieldError{Field: f, Message: listMovedFields[f]})
 		}
-	}
-	if len(moved) > 0 {
-		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "these members are not changed by PATCH", Fields: moved}
 	}
 	if role != listAdmin {
 		for _, f := range listPatchFields {
@@ -380,13 +376,12 @@ func (s *Server) patchList(w http.ResponseWriter, r *http.Request) error {
 			cmd.AllowedSenders = *v
 		}
 	}
-	if err := doc.err(); err != nil {
-		return err
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	// Fields of the wrong type are reported with whatever else the command finds wrong.
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.UpdateList(r.Context(), req, addr, cmd)
 	if err != nil {
 		return err
@@ -530,25 +525,23 @@ func (s *Server) changeList(set listSet, removing bool) handlerFunc {
 			return err
 		}
 		in := patchField[[]string](&doc, set.member)
-		if err := doc.err(); err != nil {
-			return err
+		if in == nil && doc.err() == nil {
+			*doc.errs = append(*doc.errs, FieldError{Field: set.member, Message: "required: an array of addresses"})
 		}
-		if in == nil {
-			return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "the request has invalid fields",
-				Fields: []FieldError{{Field: set.member, Message: "required: an array of addresses"}}}
-		}
-		if err := s.mayChangeSet(r, set, addr, *in, !removing); err != nil {
+		if err := s.mayChangeSet(r, set, addr, deref(in), !removing); err != nil {
 			return err
 		}
 		req, err := s.commandRequest(r, body)
 		if err != nil {
 			return err
 		}
+		// A missing or mistyped set is reported as the command would report the rest.
+		req.Invalid = doc.fieldErrors()
 		var out commands.Outcome
 		if removing {
-			out, err = set.remove(s.Commands, r.Context(), req, addr, *in, false)
+			out, err = set.remove(s.Commands, r.Context(), req, addr, deref(in), false)
 		} else {
-			out, err = set.add(s.Commands, r.Context(), req, addr, *in)
+			out, err = set.add(s.Commands, r.Context(), req, addr, deref(in))
 		}
 		if err != nil {
 			return err
@@ -607,13 +600,12 @@ func (s *Server) makeListDynamic(w http.ResponseWriter, r *http.Request) error {
 	}
 	memberURL := deref(patchValue[string](&doc, "member_url"))
 	drop := deref(patchValue[bool](&doc, "drop_members"))
-	if err := doc.err(); err != nil {
-		return err
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	// Fields of the wrong type are reported with whatever else the command finds wrong.
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.MakeListDynamic(r.Context(), req, addr, memberURL, drop)
 	if err != nil {
 		return err

@@ -142,9 +142,12 @@ func TestCreateList(t *testing.T) {
 		self := apitest.Unique("self") + "@" + dom
 		require.Equal(t, []string{"members[0]"}, fieldsOf(t, e.Do(t, http.MethodPost, listsPath(dom), e.AdminToken,
 			map[string]any{"address": self, "members": []string{strings.ToUpper(self)}})))
-		// Mistyped members are listed member by member.
-		require.ElementsMatch(t, []string{"members", "hide_in_gal", "dynamic"}, fieldsOf(t, e.Do(t, http.MethodPost, listsPath(dom),
-			e.AdminToken, map[string]any{"address": apitest.Unique("l") + "@" + dom, "members": "a@b.example", "hide_in_gal": "yes", "dynamic": 3})))
+		// Mistyped members are listed member by member, with what the command finds wrong in the rest.
+		require.ElementsMatch(t, []string{"members", "hide_in_gal", "dynamic", "subscription_policy"}, fieldsOf(t, e.Do(t, http.MethodPost,
+			listsPath(dom), e.AdminToken, map[string]any{"address": apitest.Unique("l") + "@" + dom, "members": "a@b.example",
+				"hide_in_gal": "yes", "dynamic": 3, "subscription_policy": "maybe"})))
+		require.ElementsMatch(t, []string{"address", "owners"}, fieldsOf(t, e.Do(t, http.MethodPost, listsPath(dom), e.AdminToken,
+			map[string]any{"address": "bad..x@" + dom, "owners": "me"})))
 		p := e.Do(t, http.MethodPost, listsPath(dom), e.AdminToken, map[string]any{"address": apitest.Unique("l") + "@" + dom, "member": []string{}}).
 			Problem(t, http.StatusBadRequest)
 		require.Equal(t, "/problems/unknown-field", p["type"])
@@ -527,8 +530,9 @@ func TestListPatch(t *testing.T) {
 	before := allEvents(t, e)
 	require.ElementsMatch(t, []string{"subscription_policy", "allowed_senders[0]", "display_name"}, fieldsOf(t, e.Do(t, http.MethodPatch,
 		listPath(addr), e.AdminToken, map[string]any{"subscription_policy": "maybe", "allowed_senders": []string{"bad"}, "display_name": "\x07"})))
-	require.ElementsMatch(t, []string{"members", "dynamic", "address"}, fieldsOf(t, e.Do(t, http.MethodPatch, listPath(addr), e.AdminToken,
-		map[string]any{"members": []string{}, "dynamic": nil, "address": "x@" + dom})))
+	require.ElementsMatch(t, []string{"members", "dynamic", "address", "hide_in_gal", "unsubscription_policy"}, fieldsOf(t,
+		e.Do(t, http.MethodPatch, listPath(addr), e.AdminToken, map[string]any{"members": []string{}, "dynamic": nil,
+			"address": "x@" + dom, "hide_in_gal": 1, "unsubscription_policy": "never"})))
 	require.Equal(t, "/problems/unknown-field", e.Do(t, http.MethodPatch, listPath(addr), e.AdminToken,
 		map[string]any{"colour": "red"}).Problem(t, http.StatusBadRequest)["type"])
 

@@ -156,13 +156,12 @@ func (s *Server) createResource(w http.ResponseWriter, r *http.Request) error {
 		NotifyAddresses: deref(patchField[[]string](&doc, "notify_addresses")),
 		Signature:       signatureGiven(&doc),
 	}
-	if err := doc.err(); err != nil {
-		return err
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	// Fields of the wrong type are reported with whatever else the command finds wrong.
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.CreateResource(r.Context(), req, name, cmd)
 	if err != nil {
 		return err
@@ -238,8 +237,7 @@ func (s *Server) patchResource(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if doc.has("address") {
-		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "the request has invalid fields",
-			Fields: []FieldError{{Field: "address", Message: "a resource's address cannot change; create another resource"}}}
+		*doc.errs = append(*doc.errs, FieldError{Field: "address", Message: "a resource's address cannot change; create another resource"})
 	}
 	cmd := domain.UpdateResource{
 		DisplayName:   patchValue[string](&doc, "display_name"),
@@ -256,13 +254,12 @@ func (s *Server) patchResource(w http.ResponseWriter, r *http.Request) error {
 			cmd.NotifyAddresses = *v
 		}
 	}
-	if err := doc.err(); err != nil {
-		return err
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	// Fields of the wrong type are reported with whatever else the command finds wrong.
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.UpdateResource(r.Context(), req, addr, cmd)
 	if err != nil {
 		return err
@@ -309,9 +306,6 @@ func (s *Server) addResourceAlias(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	alias := deref(patchValue[string](&doc, "alias"))
-	if err := doc.err(); err != nil {
-		return err
-	}
 	if a, err := domain.ParseAddress(alias); err == nil {
 		if err := requireDomainAdmin(p, a.Domain); err != nil {
 			return err
@@ -321,6 +315,7 @@ func (s *Server) addResourceAlias(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.AddResourceAlias(r.Context(), req, addr, alias)
 	if err != nil {
 		return err

@@ -92,8 +92,9 @@ func TestCreateResource(t *testing.T) {
 			"signature": "x"})))
 		require.Equal(t, []string{"type"}, fieldsOf(t, e.Do(t, http.MethodPost, resourcesPath(dom), e.AdminToken,
 			map[string]any{"address": apitest.Unique("r") + "@" + dom})))
-		require.ElementsMatch(t, []string{"capacity", "notify_addresses"}, fieldsOf(t, e.Do(t, http.MethodPost, resourcesPath(dom), e.AdminToken,
-			map[string]any{"address": apitest.Unique("r") + "@" + dom, "type": "location", "capacity": "big", "notify_addresses": "a@x.example"})))
+		require.ElementsMatch(t, []string{"capacity", "notify_addresses", "booking_policy"}, fieldsOf(t, e.Do(t, http.MethodPost,
+			resourcesPath(dom), e.AdminToken, map[string]any{"address": apitest.Unique("r") + "@" + dom, "type": "location",
+				"capacity": "big", "notify_addresses": "a@x.example", "booking_policy": "whenever"})))
 		require.Equal(t, "/problems/unknown-field", e.Do(t, http.MethodPost, resourcesPath(dom), e.AdminToken,
 			map[string]any{"address": apitest.Unique("r") + "@" + dom, "type": "location", "seats": 3}).Problem(t, http.StatusBadRequest)["type"])
 		require.Equal(t, before, allEvents(t, e), "nothing written")

@@ -69,7 +69,7 @@ func (s *Service) CreateList(ctx context.Context, req Request, domainName string
 	addr, err := domain.ParseAddress(cmd.Address)
 	if err != nil || addr.Domain != domainName {
 		// No stream to write to: let the decision report every bad field, the address among them.
-		return Outcome{}, s.refuseCreate(ctx, domainName, owners, func(d domain.Domain, accounts map[domain.Address]bool) error {
+		return Outcome{}, s.refuseCreate(ctx, req, domainName, owners, func(d domain.Domain, accounts map[domain.Address]bool) error {
 			cmd.Domain, cmd.Accounts = d, accounts
 			_, err := domain.MailingList{}.Decide(cmd)
 			return err
@@ -100,8 +100,9 @@ func (s *Service) CreateList(ctx context.Context, req Request, domainName string
 }
 
 // refuseCreate answers a creation whose address names no stream: the domain must exist (404
-// first), then decide reports every bad field. owners are those to look up among accounts.
-func (s *Service) refuseCreate(ctx context.Context, domainName string, owners []domain.Address,
+// first), then decide reports every bad field, with those the caller could not read
+// (req.Invalid). owners are those to look up among accounts.
+func (s *Service) refuseCreate(ctx context.Context, req Request, domainName string, owners []domain.Address,
 	decide func(domain.Domain, map[domain.Address]bool) error) error {
 	d, err := s.loadDomain(ctx, s.pool, domainName)
 	if err != nil {
@@ -116,10 +117,14 @@ func (s *Service) refuseCreate(ctx context.Context, domainName string, owners []
 	if err != nil {
 		return err
 	}
-	if err := decide(d, accounts); err != nil {
-		return err
+	err = decide(d, accounts)
+	if err == nil {
+		err = domain.Invalid("address", "must be in domain "+domainName) // the caller's reason to refuse
 	}
-	return domain.Invalid("address", "must be in domain "+domainName)
+	if len(req.Invalid) > 0 {
+		return withInvalid(req.Invalid, err)
+	}
+	return err
 }
 
 // UpdateList patches a list's settings.

@@ -37,7 +37,7 @@ func (s *Service) CreateResource(ctx context.Context, req Request, domainName st
 	}
 	addr, err := domain.ParseAddress(cmd.Address)
 	if err != nil || addr.Domain != domainName {
-		return Outcome{}, s.refuseCreate(ctx, domainName, nil, func(d domain.Domain, _ map[domain.Address]bool) error {
+		return Outcome{}, s.refuseCreate(ctx, req, domainName, nil, func(d domain.Domain, _ map[domain.Address]bool) error {
 			cmd.Domain = d
 			_, err := domain.Resource{}.Decide(cmd)
 			return err
