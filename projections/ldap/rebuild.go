@@ -123,11 +123,11 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildSummary, error) {
 	}
 	defer unlock()
 
-	sum := &RebuildSummary{}
-	model, err := foldToHead(ctx, o, sum)
+	model, f, err := foldToHead(ctx, o)
 	if err != nil {
 		return nil, err
 	}
+	sum := &RebuildSummary{Head: f.head, Events: f.events, Stop: f.stop, Fold: f.took}
 	dir, err := Dial(ctx, o.Directory)
 	if err != nil {
 		return nil, err
@@ -200,26 +200,34 @@ func lockProjection(ctx context.Context, pool *pgxpool.Pool) (func(), error) {
 	}, nil
 }
 
+// folded is how far foldToHead got.
+type folded struct {
+	head   eventstore.Position
+	events int
+	stop   *projections.Stop
+	took   time.Duration
+}
+
 // foldToHead folds every event into a new model, up to the gap-safe head or the event before
-// the first that would stop the projection, and records the position and counts in sum.
-func foldToHead(ctx context.Context, o RebuildOptions, sum *RebuildSummary) (*Model, error) {
+// the first that would stop the projection (the same checks, skips included).
+func foldToHead(ctx context.Context, o RebuildOptions) (*Model, folded, error) {
 	t0 := time.Now()
+	var f folded
 	skips, err := projections.Skips(ctx, o.Pool, Name)
 	if err != nil {
-		return nil, err
+		return nil, f, err
 	}
 	m := NewModel(o.Directory.DIT, o.Registry)
-	var after eventstore.Position
 	progress := func(final bool) {
 		if o.Progress != nil {
-			o.Progress(Progress{Phase: PhaseFold, Done: sum.Events, Elapsed: time.Since(t0), Final: final})
+			o.Progress(Progress{Phase: PhaseFold, Done: f.events, Elapsed: time.Since(t0), Final: final})
 		}
 	}
 fold:
 	for {
-		reads, err := projections.ReadBatch(ctx, o.Pool, after, nil, 5000)
+		reads, err := projections.ReadBatch(ctx, o.Pool, f.head, nil, 5000)
 		if err != nil {
-			return nil, err
+			return nil, f, err
 		}
 		if len(reads) == 0 {
 			break
@@ -228,34 +236,33 @@ fold:
 		for _, r := range reads {
 			e := r.Event
 			if skips[e.Position] || !slices.Contains(StreamTypes, e.StreamType) {
-				after = e.GlobalPosition()
-				sum.Events++
+				f.head = e.GlobalPosition()
+				f.events++
 				continue
 			}
 			if st := projections.CheckEvent(o.Registry, Name, r); st != nil {
-				sum.Stop = st
+				f.stop = st
 				break fold
 			}
 			if e.Data, e.SchemaVersion, err = o.Registry.Upcast(e.Type, e.SchemaVersion, e.Data); err == nil {
 				err = b.Apply(e)
 			}
 			if err != nil {
-				sum.Stop = &projections.Stop{Projection: Name, Position: e.Position, TransactionID: e.TransactionID,
+				f.stop = &projections.Stop{Projection: Name, Position: e.Position, TransactionID: e.TransactionID,
 					StreamID: e.StreamID, StreamType: e.StreamType, Version: e.Version, EventType: e.Type,
 					SchemaVersion: e.SchemaVersion, Kind: projections.StopProjectionRefused,
 					Error: fmt.Sprintf("stream %s version %d (%s at position %d): %v", e.StreamID, e.Version, e.Type, e.Position, err)}
 				break fold
 			}
-			after = e.GlobalPosition()
-			sum.Events++
+			f.head = e.GlobalPosition()
+			f.events++
 		}
 		progress(false)
 	}
-	sum.Head = after
-	sum.Fold = time.Since(t0)
+	f.took = time.Since(t0)
 	progress(true)
-	o.Logger.Info("ldap rebuild: folded the events", "events", sum.Events, "head", formatPosition(after), "took", sum.Fold)
-	return m, nil
+	o.Logger.Info("ldap rebuild: folded the events", "events", f.events, "head", formatPosition(f.head), "took", f.took)
+	return m, f, nil
 }
 
 // wanted is an entry the events call for, with its password opened: what the directory must hold.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"testing"
-	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
@@ -123,7 +122,7 @@ func TestRebuildEqualsTheLiveProjection(t *testing.T) {
 	// The projection takes over from the rebuilt checkpoint.
 	cfg := ldap.Config{URL: b.d.Env.URL, BindDN: b.d.Env.Admin.DN, Password: b.d.Env.Admin.Password, DIT: ldap.DIT{Base: fresh.Base}}
 	b.start(t, cfg)
-	require.Eventually(t, func() bool { active, _ := b.p.Active(); return active }, 10*time.Second, 5*time.Millisecond)
+	requireActive(t, b.p)
 	_, err := ldap.Rebuild(context.Background(), b.rebuildOptions(fresh.Base))
 	require.ErrorIs(t, err, projections.ErrRunning)
 

@@ -210,6 +210,28 @@ func (s *Server) Start(t testing.TB) {
 	}
 }
 
+// Load replaces the database with the LDIF file as an operator does (docs/directory.md):
+// scripts/ldap-load.sh loads it with slapadd -q into a fresh folder while slapd still runs, then
+// slapd is stopped, the folders are swapped (ldap-load.sh --swap) and slapd starts again. It
+// returns the script's output; a failed load leaves the database and slapd as they were.
+func (s *Server) Load(t testing.TB, ldif string) (string, error) {
+	t.Helper()
+	script := filepath.Join(RepoRoot(t), "scripts", "ldap-load.sh")
+	out, err := exec.Command(script, s.Conf, ldif).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w: %s", script, err, out)
+	}
+	s.Stop(t)
+	swap, err := exec.Command(script, "--swap", s.Conf).CombinedOutput()
+	out = append(out, swap...)
+	if err != nil {
+		s.Start(t)
+		return string(out), fmt.Errorf("%s --swap: %w: %s", script, err, swap)
+	}
+	s.Start(t)
+	return string(out), nil
+}
+
 // Running reports whether slapd runs.
 func (s *Server) Running() bool {
 	s.mu.Lock()
