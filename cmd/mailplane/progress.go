@@ -38,7 +38,7 @@ func newProgressBar(w io.Writer) *progressBar {
 
 // phaseUnits names what each phase counts.
 var phaseUnits = map[string]string{
-	ldap.PhaseFold: "events", ldap.PhaseRead: "entries read", ldap.PhaseWrite: "operations", ldap.PhaseLoad: "entries loaded",
+	ldap.PhaseFold: "events", ldap.PhaseRead: "entries read", ldap.PhaseWrite: "operations", ldap.PhaseLDIF: "entries", ldap.PhaseLoad: "entries loaded",
 }
 
 func (p *progressBar) update(pr ldap.Progress) {

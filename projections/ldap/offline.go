@@ -203,7 +203,7 @@ func writeLDIF(o RebuildOptions, path string, kept []ldifEntry, entries []wanted
 	done := 0
 	progress := func(final bool) {
 		if o.Progress != nil {
-			o.Progress(Progress{Phase: PhaseWrite, Done: done, Total: total, Elapsed: time.Since(t0), Final: final})
+			o.Progress(Progress{Phase: PhaseLDIF, Done: done, Total: total, Elapsed: time.Since(t0), Final: final})
 		}
 	}
 	// The base and the units first, then what is below them.

@@ -60,7 +60,8 @@ func (o *RebuildOptions) setDefaults() error {
 const (
 	PhaseFold  = "fold"  // reading the events into the model
 	PhaseRead  = "read"  // reading what the directory holds
-	PhaseWrite = "write" // writing the difference (online) or the LDIF (offline)
+	PhaseWrite = "write" // writing the difference (online)
+	PhaseLDIF  = "ldif"  // writing the LDIF (offline)
 	PhaseLoad  = "load"  // the offline load (slapadd and the swap)
 )
 
