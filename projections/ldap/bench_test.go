@@ -82,7 +82,17 @@ func BenchmarkRawTxnAdds(b *testing.B) {
 	rawAdds(b, benchInt("MAILPLANE_BENCH_LDAP_ENTRIES", 20000), 1000)
 }
 
+// BenchmarkRawTxnAddsPipelined: the same transactions with 16 adds in flight at once (what the
+// projection and the rebuild do: pipeline).
+func BenchmarkRawTxnAddsPipelined(b *testing.B) {
+	rawAdds(b, benchInt("MAILPLANE_BENCH_LDAP_ENTRIES", 20000), -1000)
+}
+
+// rawAdds adds n accounts one by one (perTxn 0), in transactions of perTxn adds, or (perTxn
+// negative) in transactions of -perTxn adds pipelined.
 func rawAdds(b *testing.B, n, perTxn int) {
+	piped := perTxn < 0
+	perTxn = max(perTxn, -perTxn)
 	cfg := benchConfig(b)
 	dir, err := Dial(context.Background(), cfg)
 	if err != nil {
@@ -112,9 +122,18 @@ func rawAdds(b *testing.B, n, perTxn int) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				for _, e := range entries[start:min(n, start+perTxn)] {
-					if err := dir.conn.Add(e.addRequest(benchPassword, t.controls)); err != nil {
+				batch := entries[start:min(n, start+perTxn)]
+				if piped {
+					if err := pipeline(len(batch), func(i int) error {
+						return dir.conn.Add(batch[i].addRequest(benchPassword, t.controls))
+					}); err != nil {
 						b.Fatal(err)
+					}
+				} else {
+					for _, e := range batch {
+						if err := dir.conn.Add(e.addRequest(benchPassword, t.controls)); err != nil {
+							b.Fatal(err)
+						}
 					}
 				}
 				if err := t.end(true); err != nil {
@@ -203,11 +222,9 @@ func batchWrite(b *testing.B, size, batches int) {
 // fenced modify. A crash in between leaves entries ahead of the checkpoint (harmless for an
 // idempotent projection: it writes them again), which is the alternative the benchmark weighs.
 func (d *Directory) writePlain(ctx context.Context, changes []Change, from, pos eventstore.Position, passwords Passwords) error {
-	none := &txn{}
-	for _, c := range changes {
-		if err := d.queue(ctx, none, c, passwords); err != nil {
-			return err
-		}
+	// Pipelined as the transaction's operations are: the difference is the transaction alone.
+	if err := d.send(ctx, &txn{}, changes, passwords); err != nil {
+		return err
 	}
 	filter := "(!(mailplaneCheckpoint=*))"
 	if from != (eventstore.Position{}) {

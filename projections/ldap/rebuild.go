@@ -10,6 +10,7 @@ import (
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mailplane/eventstore"
@@ -34,6 +35,10 @@ type RebuildOptions struct {
 	Progress func(Progress)
 	// Examples is how many DNs of each kind of difference the summary keeps (default 5).
 	Examples int
+	// HeadWait bounds the wait for transactions still in flight that could commit events
+	// before the last one committed (default 10s); after it, the rebuild goes to the gap-safe
+	// head as it stands, and the projection catches up from there.
+	HeadWait time.Duration
 }
 
 func (o *RebuildOptions) setDefaults() error {
@@ -49,6 +54,9 @@ func (o *RebuildOptions) setDefaults() error {
 	}
 	if o.Examples <= 0 {
 		o.Examples = 5
+	}
+	if o.HeadWait <= 0 {
+		o.HeadWait = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -210,7 +218,8 @@ type folded struct {
 }
 
 // foldToHead folds every event into a new model, up to the gap-safe head or the event before
-// the first that would stop the projection (the same checks, skips included).
+// the first that would stop the projection (the same checks, skips included). The next page of
+// events is read while the current one is folded.
 func foldToHead(ctx context.Context, o RebuildOptions) (*Model, folded, error) {
 	t0 := time.Now()
 	var f folded
@@ -224,17 +233,20 @@ func foldToHead(ctx context.Context, o RebuildOptions) (*Model, folded, error) {
 			o.Progress(Progress{Phase: PhaseFold, Done: f.events, Elapsed: time.Since(t0), Final: final})
 		}
 	}
+	upTo, err := headToRebuild(ctx, o)
+	if err != nil {
+		return nil, f, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := readPages(ctx, o.Pool, 5000, upTo)
 fold:
-	for {
-		reads, err := projections.ReadBatch(ctx, o.Pool, f.head, nil, 5000)
-		if err != nil {
-			return nil, f, err
-		}
-		if len(reads) == 0 {
-			break
+	for page := range pages {
+		if page.err != nil {
+			return nil, f, page.err
 		}
 		b := m.Begin()
-		for _, r := range reads {
+		for _, r := range page.reads {
 			e := r.Event
 			if skips[e.Position] || !slices.Contains(StreamTypes, e.StreamType) {
 				f.head = e.GlobalPosition()
@@ -264,6 +276,117 @@ fold:
 	progress(true)
 	o.Logger.Info("ldap rebuild: folded the events", "events", f.events, "head", formatPosition(f.head), "took", f.took)
 	return m, f, nil
+}
+
+// headToRebuild returns the position to rebuild to: the last event committed, once every
+// transaction that could still commit an event before it has ended — then everything up to it
+// can be read as it is. A transaction that stays open longer than o.HeadWait (anywhere in the
+// cluster: transaction ids are the cluster's) leaves nil: the gap-safe head as it stands then.
+func headToRebuild(ctx context.Context, o RebuildOptions) (*eventstore.Position, error) {
+	var head eventstore.Position
+	var txid int64
+	err := o.Pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, position FROM events
+		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&txid, &head.Position)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return &head, nil
+	case err != nil:
+		return nil, fmt.Errorf("ldap: read the head: %w", err)
+	}
+	head.TransactionID = uint64(txid)
+	deadline := time.Now().Add(o.HeadWait)
+	for {
+		var xmin int64
+		if err := o.Pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
+			return nil, fmt.Errorf("ldap: read the oldest transaction in flight: %w", err)
+		}
+		if uint64(xmin) > head.TransactionID {
+			return &head, nil
+		}
+		if time.Now().After(deadline) {
+			o.Logger.Warn("ldap rebuild: a transaction older than the last event is still open; rebuilding to the gap-safe head",
+				"head", formatPosition(head), "oldest_in_flight", xmin, "waited", o.HeadWait)
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// page is one read of readPages.
+type page struct {
+	reads []projections.Read
+	err   error
+}
+
+// readPages reads every event from position 0 to upTo (which every transaction that could
+// sort before it has passed) or, for nil, to the gap-safe head, in pages, one page ahead of the
+// reader. It is projections.ReadBatch without the metadata (the directory needs none)
+// and with the data read as text: decoding both dominated a rebuild's fold.
+func readPages(ctx context.Context, pool *pgxpool.Pool, limit int, upTo *eventstore.Position) <-chan page {
+	out := make(chan page, 1)
+	go func() {
+		defer close(out)
+		var after eventstore.Position
+		for {
+			reads, err := readFold(ctx, pool, after, upTo, limit)
+			select {
+			case out <- page{reads: reads, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(reads) < limit {
+				return
+			}
+			after = reads[len(reads)-1].Event.GlobalPosition()
+		}
+	}()
+	return out
+}
+
+func readFold(ctx context.Context, pool *pgxpool.Pool, after eventstore.Position, upTo *eventstore.Position, limit int) ([]projections.Read, error) {
+	bounded := upTo != nil
+	var end eventstore.Position
+	if bounded {
+		end = *upTo
+	}
+	rows, err := pool.Query(ctx, `SELECT e.position, e.transaction_id::text::bigint, e.stream_id, e.stream_type,
+			e.stream_version, e.event_type, e.schema_version, e.data::text, p.transaction_id::text::bigint, p.position
+		FROM events e
+		LEFT JOIN events p ON p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1
+		WHERE (e.transaction_id, e.position) > ($1::bigint::text::xid8, $2)
+		  AND CASE WHEN $4 THEN (e.transaction_id, e.position) <= ($5::bigint::text::xid8, $6)
+		           ELSE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) END
+		ORDER BY e.transaction_id, e.position
+		LIMIT $3`, int64(after.TransactionID), after.Position, limit, bounded, int64(end.TransactionID), end.Position)
+	if err != nil {
+		return nil, fmt.Errorf("ldap: read events: %w", err)
+	}
+	defer rows.Close()
+	var out []projections.Read
+	for rows.Next() {
+		var r projections.Read
+		e := &r.Event
+		var txid int64
+		var data []byte
+		var prevTxid, prevPos *int64
+		if err := rows.Scan(&e.Position, &txid, &e.StreamID, &e.StreamType, &e.Version, &e.Type, &e.SchemaVersion,
+			&data, &prevTxid, &prevPos); err != nil {
+			return nil, fmt.Errorf("ldap: read events: %w", err)
+		}
+		e.TransactionID, e.Data = uint64(txid), data
+		if prevTxid != nil && prevPos != nil {
+			r.Previous = &eventstore.Position{TransactionID: uint64(*prevTxid), Position: *prevPos}
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ldap: read events: %w", err)
+	}
+	return out, nil
 }
 
 // wanted is an entry the events call for, with its password opened: what the directory must hold.
@@ -654,21 +777,36 @@ func (d *Directory) writeTxn(ops []op, filter string, checkpoint []string) error
 		_ = t.end(false)
 		return err
 	}
+	// Deletes one by one, in their order (children first); then the modifies and adds, which
+	// are of distinct entries none below another, pipelined.
+	var rest []op
 	for _, o := range ops {
-		switch {
-		case o.del != nil:
-			o.del.Controls = t.controls
-			err = d.conn.Del(o.del)
-		case o.add != nil:
+		if o.del == nil {
+			rest = append(rest, o)
+			continue
+		}
+		o.del.Controls = t.controls
+		if err := d.conn.Del(o.del); err != nil {
+			return abort(fmt.Errorf("ldap: %s: %w", o.dn, err))
+		}
+	}
+	err = pipeline(len(rest), func(i int) error {
+		o := rest[i]
+		var err error
+		if o.add != nil {
 			o.add.Controls = t.controls
 			err = d.conn.Add(o.add)
-		default:
+		} else {
 			o.mod.Controls = t.controls
 			err = d.conn.Modify(o.mod)
 		}
 		if err != nil {
-			return abort(fmt.Errorf("ldap: %s: %w", o.dn, err))
+			return fmt.Errorf("ldap: %s: %w", o.dn, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return abort(err)
 	}
 	assert, err := newAssertion(filter)
 	if err != nil {
