@@ -167,6 +167,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop_server
+	if [[ -n ${NOSYNC_PID:-} ]]; then kill -TERM "$NOSYNC_PID" 2>/dev/null || true; fi
 	if [[ -d $LDAP_DEV ]]; then bench_stack ldap_down >/dev/null 2>&1 || true; fi
 	drop_db "$BENCH_DB"
 	drop_db "$LOAD_DB"
@@ -542,11 +543,24 @@ if want ldap; then
 
 	LIVE_N=$((LDAP_TOTAL - LDAP_ACCOUNTS))
 	section "(c) live projection: $LIVE_N accounts over HTTP at full rate, $CLIENTS clients, lag until readable in slapd"
-	start_serve "$TMP/l-serve2.log" DATABASE_URL="$LDAPLOAD_URL" "${LDAP_ENV[@]}"
-	"$TMP/loaddriver" -url "$API_URL" -email "$L_EMAIL" -password "$L_PASSWORD" -c "$CLIENTS" \
-		-domain ldap2.load.test -n "$LIVE_N" -mode hash -progress \
-		-ldap-url "$BL_URL" -ldap-base "$BL_BASE" -ldap-bind-dn "$BL_ADMIN" -ldap-password "$BL_PASSWORD" | tee "$TMP/l-c.txt"
-	stop_server
+	# live_run LOG DOMAIN N: serve with the LDAP projection, once it runs, and the load driver
+	# following the directory.
+	live_run() {
+		start_serve "$TMP/l-serve-$2.log" DATABASE_URL="$LDAPLOAD_URL" "${LDAP_ENV[@]}"
+		for _ in $(seq 1 300); do
+			grep -q 'ldap projection running' "$TMP/l-serve-$2.log" && break
+			sleep 0.1
+		done
+		"$TMP/loaddriver" -url "$API_URL" -email "$L_EMAIL" -password "$L_PASSWORD" -c "$CLIENTS" \
+			-domain "$2" -n "$3" -mode hash -progress \
+			-ldap-url "$BL_URL" -ldap-base "$BL_BASE" -ldap-bind-dn "$BL_ADMIN" -ldap-password "$BL_PASSWORD" | tee "$1"
+		stop_server
+		if grep -q 'level=ERROR' "$TMP/l-serve-$2.log"; then
+			echo "the server logged errors (first 10):"
+			grep 'level=ERROR' "$TMP/l-serve-$2.log" | cut -c1-400 | head -n 10
+		fi
+	}
+	live_run "$TMP/l-c.txt" ldap2.load.test "$LIVE_N"
 	f=$TMP/l-c.txt
 	row "(c) HTTP create with the LDAP projection running" "$(result "$f" rate)" "accounts/s" - info
 	row "(c) directory lag 201 -> readable: p50" "$(result "$f" ldap_p50_ms)" "ms" - info
@@ -557,10 +571,6 @@ if want ldap; then
 		"$(awk -v a="$(result "$f" ldap_backlog_first)" -v b="$(result "$f" ldap_backlog_last)" 'BEGIN { printf "%.1f", b - a }')" "entries" - value-max 100
 	row "(c) accounts never seen in the directory" "$(result "$f" ldap_missing)" "" - value-max 0
 	row "(c) HTTP errors" "$(result "$f" errors)" "" - value-max 0
-	if grep -q 'level=ERROR' "$TMP/l-serve2.log"; then
-		echo "the server logged errors (first 10):"
-		grep 'level=ERROR' "$TMP/l-serve2.log" | head -n 10
-	fi
 
 	section "(d) postmap -q and doveadm auth test, $LDAP_READER_KEYS random accounts, $LDAP_TOTAL accounts in the directory"
 	MAILPLANE_BENCH_READER_KEYS=$LDAP_READER_KEYS MAILPLANE_BENCH_READER_PASSWORD=load-password-0001 \
@@ -574,6 +584,31 @@ if want ldap; then
 	row "(d) doveadm auth test (search + {ARGON2} bind): p50" "$(metric "$f" auth-p50-ms)" "ms" - info
 	row "(d) doveadm auth test: p99" "$(metric "$f" auth-p99-ms)" "ms" - info
 	row "(d) not found / refused" "$(metric "$f" not-found) / $(metric "$f" refused)" "" - info
+
+	WHATIF_N=$((LIVE_N / 4))
+	section "(c) what-if: the same with dbnosync in slapd.conf, $WHATIF_N more accounts"
+	# Not the stack's setting: the same run with slapd's fsync off, to show where (c)'s time goes.
+	# A crash then loses the last transactions whole, checkpoint included, and the projection
+	# writes them again.
+	pid=$(head -n 1 "$LDAP_DEV/ldap/slapd.pid")
+	kill -TERM "$pid"
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+	cp "$LDAP_DEV/ldap/slapd.conf" "$TMP/l-nosync.conf"
+	sed -i 's/^maxsize .*/&\ndbnosync/' "$TMP/l-nosync.conf"
+	setsid slapd -d none -f "$TMP/l-nosync.conf" -h "$BL_URL" </dev/null >"$TMP/l-nosync-slapd.log" 2>&1 &
+	NOSYNC_PID=$! # setsid execs slapd (the job leads no process group)
+	for _ in $(seq 1 500); do
+		ldapsearch -x -H "$BL_URL" -LLL -s base -b '' dn >/dev/null 2>&1 && break
+		sleep 0.02
+	done
+	live_run "$TMP/l-c2.txt" ldap3.load.test "$WHATIF_N"
+	f=$TMP/l-c2.txt
+	row "(c) what-if dbnosync: directory lag p50" "$(result "$f" ldap_p50_ms)" "ms" - info
+	row "(c) what-if dbnosync: directory lag p99" "$(result "$f" ldap_p99_ms)" "ms" - info
+	row "(c) what-if dbnosync: backlog first / last third" "$(result "$f" ldap_backlog_first) / $(result "$f" ldap_backlog_last)" "entries" - info
+	kill -TERM "$NOSYNC_PID"
+	while kill -0 "$NOSYNC_PID" 2>/dev/null; do sleep 0.02; done
+	bench_stack ldap_up >/dev/null
 
 	section "batch write: one RFC 5805 transaction vs the same operations plainly + a checkpoint write ($LDAP_TOTAL accounts in the directory)"
 	MAILPLANE_BENCH_LDAP_BATCHES=$LDAP_BATCHES gobench "$TMP/ldap.test" projections/ldap "$TMP/l-bw.txt" \

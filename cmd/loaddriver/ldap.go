@@ -69,7 +69,7 @@ func watchLDAP(ctx context.Context, url, base, bindDN, password, prefix string) 
 				w.seen[addr] = now
 				w.lastAt = now
 				if c, ok := w.created[addr]; ok {
-					w.lags = append(w.lags, max(0, now.Sub(c)))
+					w.lags = append(w.lags, max(time.Nanosecond, now.Sub(c))) // quantiles skips zeros
 				}
 			}
 			w.mu.Unlock()
@@ -100,7 +100,7 @@ func (w *ldapWatch) create(addr string, at time.Time) {
 	defer w.mu.Unlock()
 	w.created[addr] = at
 	if s, ok := w.seen[addr]; ok { // read before the client had its 201
-		w.lags = append(w.lags, max(0, s.Sub(at)))
+		w.lags = append(w.lags, max(time.Nanosecond, s.Sub(at)))
 	}
 }
 
