@@ -113,8 +113,8 @@ func (s *RebuildSummary) Differences() int { return s.Added + s.Changed + s.Dele
 
 // Rebuild makes the directory under the projection's base equal to the events: holding the
 // projection's lock (projections.ErrRunning if a process runs it), it folds every event from
-// position 0 to the current gap-safe head, reads what the directory holds under the owned
-// subtrees (OwnedOUs), and writes only the difference — adds, modifies of the attributes that
+// position 0 to the head (headToRebuild), reads what the directory holds under the owned
+// subtrees (OwnedOUs) meanwhile, and writes only the difference — adds, modifies of the attributes that
 // differ, deletes — in RFC 5805 transactions of BatchOps operations. Each transaction asserts
 // the checkpoint the rebuild started from; the last one moves it to the head, so that the
 // projection goes on from there. Nothing outside the owned subtrees is touched.
@@ -132,11 +132,6 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildSummary, error) {
 	}
 	defer unlock()
 
-	model, f, err := foldToHead(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	sum := &RebuildSummary{Head: f.head, Events: f.events, Stop: f.stop, Fold: f.took}
 	dir, err := Dial(ctx, o.Directory)
 	if err != nil {
 		return nil, err
@@ -145,8 +140,33 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildSummary, error) {
 	if err := dir.Ensure(Name); err != nil {
 		return nil, err
 	}
+	// The directory is read while the events are folded: neither needs the other.
+	type read struct {
+		from eventstore.Position
+		held map[string]held
+		took time.Duration
+		err  error
+	}
+	reading := make(chan read, 1)
+	readAll := func() {
+		t0 := time.Now()
+		var r read
+		if r.from, r.err = dir.Checkpoint(Name); r.err == nil {
+			r.held, r.err = dir.readOwned(o)
+		}
+		r.took = time.Since(t0)
+		reading <- r
+	}
+	go readAll()
+	model, f, err := foldToHead(ctx, o)
+	if err != nil {
+		<-reading
+		return nil, err
+	}
+	sum := &RebuildSummary{Head: f.head, Events: f.events, Stop: f.stop, Fold: f.took}
 	desired, err := openEntries(ctx, o, model.Entries())
 	if err != nil {
+		<-reading
 		return nil, err
 	}
 	sum.Entries = len(desired)
@@ -154,23 +174,22 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*RebuildSummary, error) {
 	// A conflict means someone changed the directory between the read and the write: the
 	// transaction failed whole; read again, and write what still differs.
 	for round := 1; ; round++ {
-		from, err := dir.Checkpoint(Name)
-		if err != nil {
-			return nil, err
+		if round > 1 {
+			go readAll()
 		}
-		t0 := time.Now()
-		held, err := dir.readOwned(o)
-		if err != nil {
-			return nil, err
+		r := <-reading
+		if r.err != nil {
+			return nil, r.err
 		}
-		sum.Read += time.Since(t0)
+		from, held := r.from, r.held
+		sum.Read += r.took
 		plan := diff(o.Directory.DIT, desired, held)
 		if round == 1 {
 			plan.summarise(sum, o.Examples)
 			o.Logger.Info("ldap rebuild: compared", "entries", len(desired), "held", len(held), "added", sum.Added,
 				"changed", sum.Changed, "deleted", sum.Deleted, "unchanged", sum.Unchanged)
 		}
-		t0 = time.Now()
+		t0 := time.Now()
 		err = dir.writePlan(ctx, o, plan.ops, from, sum.Head, sum)
 		sum.Write += time.Since(t0)
 		if err == nil {
