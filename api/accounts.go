@@ -8,12 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/projections/postgres"
 )
@@ -312,53 +311,19 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if cmd.GlobalAdmin && !p.GlobalAdmin {
 		return forbidden("only a global administrator may create a global administrator")
 	}
-	addr := newAccountAddress(&doc, name)
-	if err := doc.err(); err != nil {
-		return s.createErrors(r.Context(), name, err, cmd, cred)
-	}
-	cmd.Address = addr
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
-	out, err := s.Commands.CreateAccount(r.Context(), req, cmd, cred)
+	addr, out, err := s.Commands.CreateAccountRequest(r.Context(), req, commands.NewAccount{
+		Domain: name, Address: deref(patchValue[string](&doc, "address")), LocalPart: deref(patchValue[string](&doc, "local_part")),
+		Account: cmd, Credentials: cred, Invalid: doc.fieldErrors(),
+	})
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", accountPath(addr))
 	return s.respondNow(w, r, req, out, http.StatusCreated, s.written(r, out, addr))
-}
-
-// newAccountAddress reads "address" or "local_part" (one of them; both only when they agree);
-// the address must be in the domain of the URL. Problems are added to doc's errors.
-func newAccountAddress(doc *patchDoc, domainName string) domain.Address {
-	full := deref(patchValue[string](doc, "address"))
-	local := deref(patchValue[string](doc, "local_part"))
-	bad := func(field, msg string) domain.Address {
-		*doc.errs = append(*doc.errs, FieldError{Field: field, Message: msg})
-		return domain.Address{}
-	}
-	if full == "" {
-		if local == "" {
-			return bad("address", "required (or local_part)")
-		}
-		a, err := domain.ParseAddress(local + "@" + domainName)
-		if err != nil {
-			return bad("local_part", firstFieldMessage(err))
-		}
-		return a
-	}
-	a, err := domain.ParseAddress(full)
-	if err != nil {
-		return bad("address", firstFieldMessage(err))
-	}
-	if a.Domain != domainName {
-		return bad("address", "must be in domain "+domainName)
-	}
-	if local != "" && strings.ToLower(local) != a.Local {
-		return bad("local_part", "does not match address")
-	}
-	return a
 }
 
 func firstFieldMessage(err error) string {
@@ -367,41 +332,6 @@ func firstFieldMessage(err error) string {
 		return ve.Errors[0].Message
 	}
 	return err.Error()
-}
-
-// createErrors answers a create whose request could not even be made into a command: the
-// domain must exist (404 first); then the members' own checks and the decision on the values
-// that did parse, checked on a stand-in address, are listed together. The password's minimum
-// length depends on the COS and is checked only once the request is otherwise well formed.
-func (s *Server) createErrors(ctx context.Context, domainName string, early error, cmd domain.CreateAccount, cred commands.Credentials) error {
-	if _, err := s.Reads.DomainSettings(ctx, domainName); err != nil {
-		return err
-	}
-	var e *Error
-	if errors.As(early, &e) && e.Type == "validation" {
-		switch {
-		case cred.Password != nil && cred.PasswordHash != nil:
-			e.Fields = append(e.Fields, FieldError{Field: "password_hash", Message: commands.ErrPasswordAndHash.Error()})
-		case cred.PasswordHash != nil:
-			if err := commands.CheckHashFormat(*cred.PasswordHash); err != nil {
-				e.Fields = append(e.Fields, FieldError{Field: "password_hash", Message: err.Error()})
-			}
-		}
-	}
-	return s.withDecision(early, func() error {
-		c := cmd
-		c.Address = domain.Address{Local: "stand-in", Domain: domainName}
-		c.Domain = domain.Domain{Name: domainName, Status: domain.StatusActive}
-		c.At = time.Now()
-		if c.COS != nil {
-			if n, err := domain.NormalizeCOSName(*c.COS); err == nil {
-				_, err := s.Reads.COS(ctx, n)
-				c.COSExists = err == nil
-			}
-		}
-		_, err := domain.Account{}.Decide(c)
-		return err
-	})
 }
 
 func deref[T any](p *T) T {
@@ -483,24 +413,11 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 			patch.Update.Clear = append(patch.Update.Clear, c)
 		}
 	}
-	if err := doc.err(); err != nil {
-		return s.withDecision(err, func() error {
-			c := patch.Update
-			c.COSExists = true // whether it exists is checked once the request is well formed
-			if c.Attributes == nil && patch.Attributes != nil {
-				c.Attributes = map[string]string{}
-				for k := range patch.Attributes {
-					c.Attributes[k] = ""
-				}
-			}
-			_, err := domain.Account{Address: addr}.Decide(c)
-			return err
-		})
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.PatchAccount(r.Context(), req, addr, patch)
 	if err != nil {
 		return err

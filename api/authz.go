@@ -3,7 +3,7 @@ package api
 import (
 	"net/http"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 )
 

@@ -2,14 +2,13 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/gorilla/mux"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 )
 
@@ -116,21 +115,6 @@ func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) error {
 		}
 		cmd.Clear = append(cmd.Clear, name)
 	}
-	if err := doc.err(); err != nil {
-		// Report the values' own problems beside the type errors, so one round trip shows all.
-		return s.withDecision(err, func() error {
-			g, _, err := s.Reads.GlobalConfig(r.Context())
-			if err != nil {
-				return err
-			}
-			if cmd.DefaultCOS != nil {
-				_, err := s.Reads.COS(r.Context(), strings.ToLower(*cmd.DefaultCOS))
-				cmd.COSExists = err == nil
-			}
-			_, err = g.Decide(cmd)
-			return err
-		})
-	}
 	r, expectUnset, err := configIfMatch(r)
 	if err != nil {
 		return err
@@ -139,6 +123,8 @@ func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Fields of the wrong type are reported with whatever else the command finds wrong.
+	req.Invalid = doc.fieldErrors()
 	if expectUnset {
 		// If-Match: "0" is the ETag of a configuration never changed. The command service
 		// takes 0 as "no precondition", so check it here against the stream itself.
@@ -175,30 +161,4 @@ func configIfMatch(r *http.Request) (*http.Request, bool, error) {
 	r = r.Clone(r.Context())
 	r.Header.Del("If-Match")
 	return r, true, nil
-}
-
-// withDecision joins a request's type errors (a string where a number belongs) with the
-// field errors the domain's decision finds in the values that did parse. decide returns the
-// decision's error; any error other than a validation error is ignored, since typeErr is
-// answered anyway.
-func (s *Server) withDecision(typeErr error, decide func() error) error {
-	var e *Error
-	if !errors.As(typeErr, &e) || e.Type != "validation" {
-		return typeErr
-	}
-	var ve domain.ValidationError
-	if err := decide(); !errors.As(err, &ve) {
-		return typeErr
-	}
-	seen := map[string]bool{}
-	for _, f := range e.Fields {
-		seen[f.Field] = true
-	}
-	for _, f := range ve.Errors {
-		if !seen[f.Field] {
-			seen[f.Field] = true
-			e.Fields = append(e.Fields, FieldError{Field: f.Field, Message: f.Message})
-		}
-	}
-	return e
 }

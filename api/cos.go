@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/projections/postgres"
 )
@@ -165,13 +165,11 @@ func (s *Server) createCOS(w http.ResponseWriter, r *http.Request) error {
 		}
 		cmd.Features[k] = *v
 	}
-	if err := doc.err(); err != nil {
-		return s.withDecision(err, func() error { _, err := domain.COS{}.Decide(cmd); return err })
-	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	req.Invalid = doc.fieldErrors()
 	name, out, err := s.Commands.CreateCOS(r.Context(), req, cmd)
 	if err != nil {
 		return err
@@ -258,19 +256,6 @@ func (s *Server) patchCOS(w http.ResponseWriter, r *http.Request) error {
 			cmd.Clear = append(cmd.Clear, c)
 		}
 	}
-	if err := doc.err(); err != nil {
-		return s.withDecision(err, func() error {
-			// The values' own checks do not depend on the COS's state; features are checked
-			// by name, which does not need the merge.
-			c := cmd
-			c.Features = map[string]bool{}
-			for k := range features {
-				c.Features[k] = true
-			}
-			_, err := domain.COS{Name: name}.Decide(c)
-			return err
-		})
-	}
 	if resetFeatures {
 		cmd.Features = map[string]bool{}
 	}
@@ -279,6 +264,7 @@ func (s *Server) patchCOS(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		req.Invalid = doc.fieldErrors()
 		pinned := false
 		if features != nil {
 			// features is merged into the current map (RFC 7396): read it from the stream and

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"mailplane/api/apitest"
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/migrations"

@@ -264,14 +264,12 @@ func (s *Server) patchDomain(w http.ResponseWriter, r *http.Request) error {
 			MaxAccounts:       patchValue[int](limits, "max_accounts"),
 		}
 	}
-	if err := doc.err(); err != nil {
-		return err
-	}
 	cmd.Clear = doc.clearedNames()
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
 	}
+	req.Invalid = doc.fieldErrors()
 	out, err := s.Commands.UpdateDomain(r.Context(), req, name, cmd, bindPassword)
 	if err != nil {
 		return err

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"net/http"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/projections"
+	"mailplane/workers"
 )
 
 // mapError is the single mapping from errors of the layers below to HTTP problems.
@@ -62,6 +63,8 @@ func (s *Server) mapError(err error) *Error {
 	case errors.Is(err, commands.ErrDirectoryUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "directory-unavailable", RetryAfter: 5,
 			Detail: "the domain's directory could not check the password; try again later", Internal: err}
+	case errors.Is(err, workers.ErrJobNotFound):
+		return &Error{Status: http.StatusNotFound, Type: "not-found", Detail: err.Error()}
 	case errors.Is(err, projections.ErrUnknownProjection):
 		return &Error{Status: http.StatusNotFound, Type: "not-found", Detail: err.Error()}
 	case errors.Is(err, projections.ErrNotStopped):

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/projections/postgres"

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mailplane/api/apitest"
-	"mailplane/api/commands"
+	"mailplane/commands"
 )
 
 const loginPath = "/api/v1/auth/login"

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 )
 
 type ctxKey int

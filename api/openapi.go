@@ -172,6 +172,12 @@ var apiRoutes = []apiRoute{
 	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}/sessions/{id}", ID: "endSession", Tag: tagSessions,
 		Summary: "End one session", IfMatch: true, Status: 204, Problems: []int{409}},
 
+	// Jobs.
+	{Method: http.MethodGet, Path: "/api/v1/jobs/{id}", ID: "getJob", Tag: tagOperations,
+		Summary:     "Follow a job that a request answered 202 for",
+		Description: "Global administrators see every job, a domain's administrators its domain's, and whoever asked for a job sees it. state: queued, running, retrying (failed, tried again with backoff), succeeded, failed (given up), cancelled. progress counts done out of total, in the job's own unit (objects removed, entries synced).",
+		Status:      200, Result: "Job", Problems: []int{404}},
+
 	// Operations.
 	{Method: http.MethodGet, Path: "/api/v1/projections", ID: "listProjections", Tag: tagOperations,
 		Summary:     "Every projection: position, lag, running or stopped (and why), unresolved dead letters",
@@ -724,6 +730,16 @@ func openAPISchemas() oaSchema {
 			"dead_letters": oaInteger("Unresolved dead letters"),
 		}),
 		"ProjectionList": oaArray(oaSchemaRef("Projection")),
+		"Job": oaObject([]string{"id", "kind", "state", "progress", "errors", "created_at", "finished_at"}, oaSchema{
+			"id":          oaInteger(""),
+			"kind":        oaString("What the job does, e.g. remove_domain"),
+			"state":       oaSchema{"type": "string", "enum": []string{"queued", "running", "retrying", "succeeded", "failed", "cancelled"}},
+			"progress":    oaObject([]string{"done", "total"}, oaSchema{"done": oaInteger(""), "total": oaInteger("0 until the job knows")}),
+			"errors":      oaArray(oaString("One per failed attempt, oldest first")),
+			"created_at":  oaDateTime(""),
+			"finished_at": oaSchema{"type": []string{"string", "null"}, "format": "date-time"},
+		}),
+		"JobAccepted": oaObject([]string{"job"}, oaSchema{"job": oaSchemaRef("Job")}),
 		"ResumeRequest": oaClosed(nil, oaSchema{"skip_position": oaSchema{"type": []string{"integer", "null"},
 			"description": "Skip the event at this position (the stop's): it is never handed to the projection"}}),
 		"Readiness":       oaObject([]string{"status", "checks"}, oaSchema{"status": oaString(`"ready"`), "checks": oaMap(oaString(""), "Detail per check")}),

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+
+	"mailplane/domain"
 )
 
 // patchDoc is a PATCH body (JSON merge patch, RFC 7396): a member absent leaves the setting
@@ -107,6 +109,16 @@ func (p patchDoc) err() error {
 		return nil
 	}
 	return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "the request has invalid fields", Fields: *p.errs}
+}
+
+// fieldErrors returns the collected field errors in the domain's form, for a command that
+// reports them together with its own.
+func (p patchDoc) fieldErrors() []domain.FieldError {
+	out := make([]domain.FieldError, len(*p.errs))
+	for i, f := range *p.errs {
+		out[i] = domain.FieldError{Field: f.Field, Message: f.Message}
+	}
+	return out
 }
 
 // clearedNames returns the members sent as null.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gowebpki/jcs"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/projections"

@@ -1,9 +1,10 @@
 // Package api is mailplane's admin HTTP API (../shared/API.md): routing, request validation,
 // authentication, problem+json errors and the OpenAPI document. Writes go through
-// api/commands; reads come from the Postgres read models (projections/postgres).
+// commands/; reads come from the Postgres read models (projections/postgres).
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,10 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/eventstore"
 	"mailplane/projections"
 	"mailplane/projections/postgres"
+	"mailplane/workers"
 )
 
 // Config tunes the server.
@@ -41,6 +43,10 @@ type Deps struct {
 	Waiter *projections.Waiter
 	// Projections answers the operators' projection endpoints.
 	Projections projections.Operator
+	// Jobs reads the jobs that requests start (GET /api/v1/jobs/{id}).
+	Jobs interface {
+		Lookup(ctx context.Context, id int64) (workers.Job, error)
+	}
 }
 
 // Server serves the API.
@@ -84,6 +90,7 @@ func NewServer(deps Deps, cfg Config) *Server {
 	s.routeAccounts(authed)
 	s.routeSessions(authed)
 	s.routeProjections(authed)
+	s.routeJobs(authed)
 	s.router = r
 	return s
 }

@@ -1,16 +1,16 @@
 package eventstore
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
 )
@@ -44,27 +44,44 @@ func canonicalJSON(raw []byte) ([]byte, error) {
 }
 
 // checkIJSON refuses integers spelt beyond ±(2^53 - 1), which a double would round; it runs on
-// what is about to be appended.
+// what is about to be appended (json.Marshal's output, so valid JSON). It scans the bytes for
+// number tokens outside strings rather than decoding: the append path runs it for every event.
 func checkIJSON(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("eventstore: canonicalise: %w", err)
-		}
-		n, ok := tok.(json.Number)
-		if !ok || strings.ContainsAny(string(n), ".eE") {
-			continue
-		}
-		i, ok := new(big.Int).SetString(string(n), 10)
-		if !ok || i.CmpAbs(big.NewInt(maxSafeInteger)) > 0 {
-			return fmt.Errorf("%w: integer %s is beyond ±2^53-1", ErrNotIJSON, n)
+	inString, escaped := false, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i + 1
+			integer := true
+			for j < len(raw) && strings.IndexByte("0123456789.eE+-", raw[j]) >= 0 {
+				if raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E' {
+					integer = false
+				}
+				j++
+			}
+			// 16 characters hold every integer up to ±999,999,999,999,999 (< 2^53).
+			if integer && j-i > 15 {
+				n, ok := new(big.Int).SetString(string(raw[i:j]), 10)
+				if !ok || n.CmpAbs(big.NewInt(maxSafeInteger)) > 0 {
+					return fmt.Errorf("%w: integer %s is beyond ±2^53-1", ErrNotIJSON, raw[i:j])
+				}
+			}
+			i = j - 1
 		}
 	}
+	return nil
 }
 
 // chainLink is what one event contributes to its stream's hash chain. Everything an auditor
@@ -92,13 +109,10 @@ type chain struct {
 	key []byte
 }
 
-// link returns the hash of one event given its predecessor's.
+// link returns the hash of one event given its predecessor's. The link's data and metadata
+// must be in RFC 8785 form already (encode and recompute make them so).
 func (c chain) link(prev []byte, l chainLink) ([]byte, error) {
-	b, err := json.Marshal(l)
-	if err != nil {
-		return nil, err
-	}
-	canon, err := canonicalJSON(b)
+	canon, err := l.canonical()
 	if err != nil {
 		return nil, err
 	}
@@ -108,11 +122,84 @@ func (c chain) link(prev []byte, l chainLink) ([]byte, error) {
 	return m.Sum(nil), nil
 }
 
+// canonical is the link in RFC 8785 form. Its members are known, so it is written directly —
+// names in their sorted order, strings with JCS's escapes, data and metadata as they are —
+// rather than marshalled and canonicalised again, which parsed every event's data a second time
+// on the append path. A string that is not valid UTF-8 takes the general way (and fails there).
+func (l chainLink) canonical() ([]byte, error) {
+	strs := []string{l.Domain, l.RecordedAt, l.StreamID, l.StreamType, l.Type}
+	for _, s := range strs {
+		if !utf8.ValidString(s) {
+			b, err := json.Marshal(l)
+			if err != nil {
+				return nil, err
+			}
+			return canonicalJSON(b)
+		}
+	}
+	b := make([]byte, 0, 160+len(l.Data)+len(l.Metadata)+len(l.StreamID))
+	b = append(b, `{"data":`...)
+	b = append(b, l.Data...)
+	b = append(b, `,"domain":`...)
+	b = jcsString(b, l.Domain)
+	b = append(b, `,"metadata":`...)
+	b = append(b, l.Metadata...)
+	b = append(b, `,"recorded_at":`...)
+	b = jcsString(b, l.RecordedAt)
+	b = append(b, `,"schema_version":`...)
+	b = strconv.AppendInt(b, int64(l.SchemaVersion), 10)
+	b = append(b, `,"stream_id":`...)
+	b = jcsString(b, l.StreamID)
+	b = append(b, `,"stream_type":`...)
+	b = jcsString(b, l.StreamType)
+	b = append(b, `,"type":`...)
+	b = jcsString(b, l.Type)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(l.Version), 10)
+	return append(b, '}'), nil
+}
+
+// jcsString appends s as RFC 8785 writes a string (§3.2.2.2): quotation mark and reverse
+// solidus escaped, control characters as \b \t \n \f \r or \u00xx, everything else as it is.
+func jcsString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\b':
+			b = append(b, '\\', 'b')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\f':
+			b = append(b, '\\', 'f')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
 // recompute hashes a stored event (not upcast) as read back.
 func (c chain) recompute(e RecordedEvent) ([]byte, error) {
+	data, err := canonicalJSON(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	meta, err := canonicalJSON(e.rawMetadata)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
 	return c.link(e.PrevHash, chainLink{
 		StreamID: e.StreamID, StreamType: e.StreamType, Domain: e.Domain, Version: e.Version,
-		Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.rawMetadata,
+		Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data, Metadata: meta,
 		RecordedAt: formatTime(e.RecordedAt),
 	})
 }

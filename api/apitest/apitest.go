@@ -25,13 +25,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"mailplane/api"
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/eventstore/keyring"
 	"mailplane/migrations/testdb"
 	"mailplane/projections"
 	"mailplane/projections/postgres"
+	"mailplane/workers"
 )
 
 // AdminEmail and AdminPassword are the bootstrapped global admin.
@@ -123,6 +124,7 @@ func NewWith(t testing.TB, o Options) *Env {
 		Logger: logger, Commands: svc, Reads: reads, Store: store,
 		Waiter:      waiter,
 		Projections: projections.Operator{Pool: pool, Names: []string{admin.Name()}},
+		Jobs:        workers.JobReader{DB: pool},
 		Readiness:   func(context.Context) (map[string]string, error) { return nil, nil },
 		// The document describes /metrics; serve it, so that it is checked like the rest.
 		Metrics: prometheus.NewRegistry(),

@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 )
 
 // BenchmarkArgon2id is the raw baseline of -mode password: argon2id with the server's parameters

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mailplane/api/commands"
+	"mailplane/commands"
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/eventstore/keyring"

@@ -144,6 +144,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 			Store:       store,
 			Waiter:      waiter,
 			Projections: projections.Operator{Pool: pool, Names: names},
+			Jobs:        workers.JobReader{DB: pool},
 		}, api.Config{})
 		httpSrv := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", *addr)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"mailplane/migrations/testdb"
+	"mailplane/projections/ldap/ldaptest"
 )
 
 // serve wires everything: migrations, projections, River, the API with /healthz, /readyz and
@@ -29,6 +30,9 @@ func TestServeRunsAndStops(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "master.key")
 	require.NoError(t, os.WriteFile(keyFile, key, 0o600))
 	t.Setenv("MAILPLANE_MASTER_KEY_FILE", keyFile)
+	// The LDAP projection writes a base of the test's own, not the dev stack's suffix.
+	dir := ldaptest.New(t)
+	t.Setenv("MAILPLANE_LDAP_BASE_DN", dir.Base)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
@@ -61,6 +65,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	require.Equal(t, "ready", ready.Status)
 	require.Equal(t, "ok", ready.Checks["migrations"])
 	require.Contains(t, ready.Checks, "projection postgres.admin")
+	require.Contains(t, ready.Checks, "projection ldap")
 
 	code, body = get("/metrics")
 	require.Equal(t, http.StatusOK, code)

@@ -168,8 +168,6 @@ func TestDomainsAndAccountsFollowTheEvents(t *testing.T) {
 	require.Nil(t, b.entry(t, b.dit.Account(gone)))
 }
 
-
-
 // Imported hashes slapd verifies ({SSHA}, {SSHA512}) are written as they are; bcrypt, which it
 // cannot verify, is left out until the account's first login through the API rehashes it.
 func TestImportedPasswordHashes(t *testing.T) {

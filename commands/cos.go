@@ -20,6 +20,9 @@ func (s *Service) CreateCOS(ctx context.Context, req Request, cmd domain.CreateC
 	if err != nil {
 		// Let the decision report every bad field, the name among them.
 		_, err = domain.COS{}.Decide(cmd)
+		if len(req.Invalid) > 0 {
+			err = withInvalid(req.Invalid, err)
+		}
 		return "", Outcome{}, err
 	}
 	out, err := run(ctx, s, req, step[domain.COS]{

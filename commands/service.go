@@ -1,7 +1,8 @@
-// Package commands is the write side of the admin API: it loads aggregates from the event
-// store, fills in the context their decisions need, lets domain decide, and appends the events
-// together with the reservations and jobs they cause, in one transaction. HTTP handlers and the
-// CLI's admin commands both call it.
+// Package commands is the write side: it loads aggregates from the event store, fills in the
+// context their decisions need, lets domain decide, and appends the events together with the
+// reservations and jobs they cause, in one transaction. The HTTP handlers (api), the CLI's admin
+// commands and the River workers (workers) all call it, so a command is checked the same way
+// whoever issues it; nothing here imports api or workers.
 package commands
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,6 +77,36 @@ type Request struct {
 	// ErrPreconditionFailed if the object has moved on. Without it, a concurrent change makes
 	// the command start over on the new state.
 	IfMatch int
+	// Invalid are fields the caller could not even read into the command (a string where a
+	// number belongs). The command then still decides on what it was given, appends nothing,
+	// and answers one ValidationError with those fields and every one its decision refuses,
+	// so that a client sees all its mistakes at once.
+	Invalid []domain.FieldError
+}
+
+// withInvalid joins the fields a caller could not read with the decision's verdict on the rest:
+// a missing object is a 404 whatever else is wrong, the decision's own field errors are added,
+// and any other outcome leaves the fields the caller could not read.
+func withInvalid(invalid []domain.FieldError, decided error) error {
+	var ve domain.ValidationError
+	switch {
+	case errors.Is(decided, domain.ErrNotFound):
+		return decided
+	case errors.As(decided, &ve):
+		out := slices.Clone(invalid)
+		seen := map[string]bool{}
+		for _, f := range invalid {
+			seen[f.Field] = true
+		}
+		for _, f := range ve.Errors {
+			if !seen[f.Field] {
+				seen[f.Field] = true
+				out = append(out, f)
+			}
+		}
+		return domain.ValidationError{Errors: out}
+	}
+	return domain.ValidationError{Errors: slices.Clone(invalid)}
 }
 
 // Outcome says what a command did.
@@ -190,6 +222,9 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 		return Outcome{}, fmt.Errorf("%w: at version %d, not %d", ErrPreconditionFailed, version, req.IfMatch)
 	}
 	events, err := st.decide(ctx, ltx, state, version)
+	if len(req.Invalid) > 0 {
+		return Outcome{}, withInvalid(req.Invalid, err)
+	}
 	if err != nil {
 		return Outcome{}, err
 	}

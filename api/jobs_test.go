@@ -1,0 +1,60 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"mailplane/api/apitest"
+	"mailplane/workers"
+)
+
+// A job started for a domain shows at /api/v1/jobs/{id} to global admins, to that domain's
+// admins and to whoever asked for it, with its state and progress.
+func TestJobsShowStateAndProgressToWhoMaySeeThem(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t)
+	ctx := context.Background()
+	dom := e.CreateDomain(t, nil)
+	other := e.CreateDomain(t, nil)
+	adminAddr, domainAdmin := e.User(t, dom, apitest.DomainAdmin)
+	_, otherAdmin := e.User(t, other, apitest.DomainAdmin)
+	_, plain := e.User(t, dom, apitest.Plain)
+
+	client, err := workers.NewClient(e.Pool, slog.New(slog.NewTextHandler(io.Discard, nil)), workers.Config{}, false)
+	require.NoError(t, err)
+	tx, err := e.Pool.Begin(ctx)
+	require.NoError(t, err)
+	row, err := workers.Enqueue(ctx, tx, client, workers.SendEmailArgs{To: []string{"x@" + dom}, Subject: "s", Body: "b"}, nil,
+		workers.JobMeta{Domain: dom, RequestedBy: adminAddr})
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, workers.SetProgress(ctx, e.Pool, row.ID, 3, 10))
+	path := fmt.Sprintf("/api/v1/jobs/%d", row.ID)
+
+	r := e.Do(t, http.MethodGet, path, e.AdminToken, nil)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	job := r.JSON(t)
+	require.Equal(t, "send_email", job["kind"])
+	require.Equal(t, "queued", job["state"])
+	require.Equal(t, map[string]any{"done": float64(3), "total": float64(10)}, job["progress"])
+	require.Nil(t, job["finished_at"])
+	require.Equal(t, http.StatusOK, e.Do(t, http.MethodGet, path, domainAdmin, nil).Status)
+	e.Do(t, http.MethodGet, path, otherAdmin, nil).Problem(t, http.StatusForbidden)
+	e.Do(t, http.MethodGet, path, plain, nil).Problem(t, http.StatusForbidden)
+	e.Do(t, http.MethodGet, "/api/v1/jobs/999999", e.AdminToken, nil).Problem(t, http.StatusNotFound)
+	e.Do(t, http.MethodGet, "/api/v1/jobs/nope", e.AdminToken, nil).Problem(t, http.StatusNotFound)
+
+	_, err = e.Pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now(),
+		errors = ARRAY['{"at":"2026-12-01T00:00:00Z","attempt":1,"error":"smtp down","trace":""}'::jsonb] WHERE id = $1`, row.ID)
+	require.NoError(t, err)
+	job = e.Do(t, http.MethodGet, path, e.AdminToken, nil).JSON(t)
+	require.Equal(t, "failed", job["state"])
+	require.Equal(t, []any{"smtp down"}, job["errors"])
+	require.NotNil(t, job["finished_at"])
+}
