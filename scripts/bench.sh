@@ -619,8 +619,20 @@ if want ldap; then
 	bench_stack ldap_up >/dev/null
 
 	section "batch write: one RFC 5805 transaction vs the same operations plainly + a checkpoint write ($LDAP_TOTAL accounts in the directory)"
-	MAILPLANE_BENCH_LDAP_BATCHES=$LDAP_BATCHES gobench "$TMP/ldap.test" projections/ldap "$TMP/l-bw.txt" \
-		-test.bench '^BenchmarkBatchWrite$' -test.benchtime 1x
+	# slapd 2.5.13 sometimes segfaults committing a transaction under load (docs/benchmarks.md):
+	# then it is started again and the benchmark run once more, and the crash counted.
+	CRASHES=0
+	for attempt in 1 2 3; do
+		if MAILPLANE_BENCH_LDAP_BATCHES=$LDAP_BATCHES gobench "$TMP/ldap.test" projections/ldap "$TMP/l-bw.txt" \
+			-test.bench '^BenchmarkBatchWrite$' -test.benchtime 1x; then
+			break
+		fi
+		ldapsearch -x -H "$BL_URL" -LLL -s base -b '' dn >/dev/null 2>&1 && exit 1 # a failure of another kind
+		CRASHES=$((CRASHES + 1))
+		echo "slapd died (attempt $attempt); starting it again"
+		bench_stack ldap_up >/dev/null
+	done
+	row "batch write: slapd crashes during the comparison" "$CRASHES" "" - info
 	for size in 1000 10; do
 		T=$(metric "$TMP/l-bw.txt" txn-entries/s "batch=$size-")
 		P=$(metric "$TMP/l-bw.txt" plain-entries/s "batch=$size-")
