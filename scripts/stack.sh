@@ -6,6 +6,11 @@
 #   scripts/stack.sh down     stop what up started; data stays
 #   scripts/stack.sh status   one line per component; exit 1 if any is down
 #   scripts/stack.sh env      print the environment file (export lines)
+#   scripts/stack.sh ldap-load FILE
+#                             replace slapd's database with the LDIF FILE (mailplane rebuild
+#                             ldap --offline --load 'scripts/stack.sh ldap-load'): slapadd -q
+#                             into a fresh folder while slapd runs, then stop, swap, start; a
+#                             running consumer is restarted (it refills from the new database)
 #
 # Everything lives under $MAILPLANE_DEV_DIR (default: .dev in the repository):
 #   env          export lines for mailplane and the tests      ports   the chosen ports
@@ -939,6 +944,47 @@ cmd_status() {
 	return "$down"
 }
 
+# cmd_ldap_load FILE: the dev stack's side of an offline rebuild (docs/directory.md,
+# "Rebuilding the directory"). The careful part is scripts/ldap-load.sh, which production uses
+# too; here slapd is stopped and started the way this script runs it, polling finely: the
+# directory is away only for the stop, the swap and the start (about 0.1 s).
+cmd_ldap_load() {
+	local file=${1:-} pid replica="" t0 t1 t2 url i
+	[[ -n $file && -f $file ]] || die "usage: $0 ldap-load LDIF_FILE"
+	[[ $file == /* ]] || file=$PWD/$file
+	lock
+	[[ -f $LDAP_DIR/slapd.conf ]] || die "no $LDAP_DIR/slapd.conf: run scripts/stack.sh up first"
+	t0=$(date +%s.%N)
+	"$ROOT/scripts/ldap-load.sh" "$LDAP_DIR/slapd.conf" "$file" || die "the load failed; slapd still serves the previous database"
+	t1=$(date +%s.%N)
+	if ldap_replica_running; then replica=1; fi
+	stop_pid slapd-replica "$LDAP_REPLICA_DIR/slapd.pid" "$LDAP_REPLICA_DIR/slapd.conf" >/dev/null
+	if pid_alive "$LDAP_DIR/slapd.pid" "$LDAP_DIR/slapd.conf"; then
+		pid=$(head -n 1 "$LDAP_DIR/slapd.pid")
+		kill -TERM "$pid"
+		for ((i = 0; i < 1000; i++)); do
+			proc_running "$pid" || break
+			sleep 0.01
+		done
+		proc_running "$pid" && die "slapd (pid $pid) did not stop within 10 s; the new database waits in $LDAP_DIR/db.new"
+		rm -f "$LDAP_DIR/slapd.pid"
+	fi
+	"$ROOT/scripts/ldap-load.sh" --swap "$LDAP_DIR/slapd.conf" >/dev/null
+	url=$(ldap_url)
+	start_bg slapd "$LDAP_DIR/slapd.pid" slapd -d none -f "$LDAP_DIR/slapd.conf" -h "$url"
+	for ((i = 0; i < 1500; i++)); do
+		ldap_answers "$url" && break
+		pid_alive "$LDAP_DIR/slapd.pid" || fail_log slapd "slapd exited while starting on the new database (back to the previous one: scripts/ldap-load.sh --back $LDAP_DIR/slapd.conf)"
+		sleep 0.02
+	done
+	ldap_answers "$url" || fail_log slapd "slapd did not answer within 30 s"
+	t2=$(date +%s.%N)
+	say "slapd: serving the database loaded from $file (load $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, away $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }') s; the previous database is in $LDAP_DIR/db.old)"
+	if [[ -n $replica ]]; then
+		ldap_replica_up
+	fi
+}
+
 cmd_env() {
 	[[ -f $ENV_FILE ]] || die "no $ENV_FILE yet: run scripts/stack.sh up"
 	cat "$ENV_FILE"
@@ -954,8 +1000,9 @@ main() {
 	down) cmd_down ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
+	ldap-load) cmd_ldap_load "${2:-}" ;;
 	*)
-		echo "usage: $0 up|down|status|env" >&2
+		echo "usage: $0 up|down|status|env|ldap-load FILE" >&2
 		exit 2
 		;;
 	esac

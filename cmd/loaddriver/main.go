@@ -9,6 +9,10 @@
 // server hashes with argon2id. With -ryw every create is followed at once by a GET of the
 // account (read-your-writes), timed separately; a GET that does not find it is a miss.
 //
+// With -aliases N each account then gets N aliases (POST .../aliases), timed apart. With
+// -ldap-url and -ldap-base the driver follows the directory the LDAP projection writes (a
+// syncrepl search) and times each account from its 201 until its entry is there.
+//
 // The last line is machine-readable: "RESULT key=value ..." (scripts/bench.sh reads it).
 package main
 
@@ -61,6 +65,10 @@ type options struct {
 	watchPID int
 	timeout  time.Duration
 	progress bool
+	aliases  int
+
+	ldapURL, ldapBase, ldapBindDN, ldapPassword string
+	ldapWait                                    time.Duration
 }
 
 func main() {
@@ -78,6 +86,12 @@ func main() {
 	flag.IntVar(&o.watchPID, "watch-pid", 0, "sample this process's VmRSS every 100ms and report min/max")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "timeout of one request")
 	flag.BoolVar(&o.progress, "progress", false, "print the creations of every second (does the rate hold as tables grow?)")
+	flag.IntVar(&o.aliases, "aliases", 0, "aliases to add to each account after its creation (timed apart)")
+	flag.StringVar(&o.ldapURL, "ldap-url", "", "follow the directory the LDAP projection writes and time each account until its entry is there")
+	flag.StringVar(&o.ldapBase, "ldap-base", "", "the projection's base DN (with -ldap-url)")
+	flag.StringVar(&o.ldapBindDN, "ldap-bind-dn", "", "bind as this DN to follow the directory (the rootdn, or cn=replicator)")
+	flag.StringVar(&o.ldapPassword, "ldap-password", "", "its password")
+	flag.DurationVar(&o.ldapWait, "ldap-wait", 60*time.Second, "after the last create, how long to wait for the directory to have every account")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -96,6 +110,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return fmt.Errorf("-mode must be hash, none or password, not %q", o.mode)
 	case o.token == "" && (o.email == "" || o.password == ""):
 		return errors.New("give -token, or -email and -password")
+	case o.ldapURL != "" && o.ldapBase == "":
+		return errors.New("-ldap-url needs -ldap-base")
 	}
 	o.url = strings.TrimRight(o.url, "/")
 	if o.prefix == "" {
@@ -139,6 +155,17 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		rss = watchRSS(o.watchPID, 100*time.Millisecond)
 	}
 
+	var watch *ldapWatch
+	if o.ldapURL != "" {
+		w, err := watchLDAP(ctx, o.ldapURL, o.ldapBase, o.ldapBindDN, o.ldapPassword, o.prefix)
+		if err != nil {
+			return err
+		}
+		defer w.stop()
+		watch = w
+		fmt.Fprintf(out, "following %s below %s (syncrepl) for %s*\n", o.ldapURL, o.ldapBase, o.prefix)
+	}
+
 	res := newResults(o.n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -148,7 +175,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		if !o.progress {
+		if !o.progress && watch == nil {
 			return
 		}
 		t := time.NewTicker(time.Second)
@@ -160,7 +187,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 				return
 			case <-t.C:
 				n := res.created.Load()
-				fmt.Fprintf(out, "progress t=%ds created=%d last_second=%d\n", sec, n, n-last)
+				backlog := ""
+				if watch != nil {
+					backlog = fmt.Sprintf(" ldap_backlog=%d", watch.tick())
+				}
+				if o.progress {
+					fmt.Fprintf(out, "progress t=%ds created=%d last_second=%d%s\n", sec, n, n-last, backlog)
+				}
 				last = n
 			}
 		}
@@ -183,10 +216,19 @@ func run(ctx context.Context, o options, out io.Writer) error {
 				status, rbody, err := c.do(ctx, http.MethodPost, "/api/v1/domains/"+url.PathEscape(o.domain)+"/accounts", body)
 				res.create[i] = time.Since(t0)
 				res.record(status, err, rbody)
+				addr := local + "@" + o.domain
+				if status == http.StatusCreated && watch != nil {
+					watch.create(strings.ToLower(addr), time.Now())
+				}
+				for j := 0; status == http.StatusCreated && j < o.aliases; j++ {
+					alias := local + "-a" + strconv.Itoa(j) + "@" + o.domain
+					t2 := time.Now()
+					astatus, abody, aerr := c.do(ctx, http.MethodPost, "/api/v1/accounts/"+url.PathEscape(addr)+"/aliases", map[string]any{"alias": alias})
+					res.recordAlias(time.Since(t2), astatus, aerr, abody)
+				}
 				if status != http.StatusCreated || !o.ryw {
 					continue
 				}
-				addr := local + "@" + o.domain
 				t1 := time.Now()
 				gstatus, gbody, gerr := c.do(ctx, http.MethodGet, "/api/v1/accounts/"+url.PathEscape(addr), nil)
 				res.read[i] = time.Since(t1)
@@ -205,7 +247,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	res.print(out, o, elapsed, rss != nil, rssStats)
+	var ls *ldapStats
+	if watch != nil {
+		st := watch.stats(start.Add(elapsed), o.ldapWait)
+		ls = &st
+	}
+	res.print(out, o, elapsed, rss != nil, rssStats, ls)
 	return nil
 }
 
@@ -311,11 +358,13 @@ type results struct {
 	samples     []string
 	readMissed  int
 	readSamples []string
+	aliasLat    []time.Duration
+	aliasStatus map[string]int
 }
 
 func newResults(n int) *results {
 	return &results{create: make([]time.Duration, n), read: make([]time.Duration, n),
-		status: map[string]int{}, readStatus: map[string]int{}}
+		status: map[string]int{}, readStatus: map[string]int{}, aliasStatus: map[string]int{}}
 }
 
 func statusKey(status int, err error) string {
@@ -339,6 +388,17 @@ func (r *results) record(status int, err error, body []byte) {
 	r.status[k]++
 	if k != "201" && len(r.samples) < 5 {
 		r.samples = append(r.samples, fmt.Sprintf("%s: %s", k, sample(err, body)))
+	}
+}
+
+func (r *results) recordAlias(d time.Duration, status int, err error, body []byte) {
+	k := statusKey(status, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.aliasLat = append(r.aliasLat, d)
+	r.aliasStatus[k]++
+	if k != "201" && len(r.samples) < 5 {
+		r.samples = append(r.samples, fmt.Sprintf("alias %s: %s", k, sample(err, body)))
 	}
 }
 
@@ -411,7 +471,7 @@ func joinCounts(m map[string]int) string {
 	return strings.Join(parts, ",")
 }
 
-func (r *results) print(out io.Writer, o options, elapsed time.Duration, rss bool, st rssStats) {
+func (r *results) print(out io.Writer, o options, elapsed time.Duration, rss bool, st rssStats, ls *ldapStats) {
 	ok := r.status["201"]
 	errs := 0
 	for k, v := range r.status {
@@ -443,6 +503,31 @@ func (r *results) print(out io.Writer, o options, elapsed time.Duration, rss boo
 		}
 		fields = append(fields, "ryw_reads="+strconv.Itoa(n), "ryw_p50_ms="+ms(rq[0]), "ryw_p99_ms="+ms(rq[1]),
 			"ryw_max_ms="+ms(rq[2]), "ryw_missed="+strconv.Itoa(r.readMissed))
+	}
+	if o.aliases > 0 {
+		aq, n := quantiles(r.aliasLat, 0.5, 0.99)
+		aliasErrs := n - r.aliasStatus["201"]
+		fmt.Fprintf(out, "aliases: %d added, p50 %s ms  p99 %s ms, %d errors (%s)\n", r.aliasStatus["201"], ms(aq[0]), ms(aq[1]), aliasErrs, joinCounts(r.aliasStatus))
+		fields = append(fields, "aliases="+strconv.Itoa(r.aliasStatus["201"]), "alias_errors="+strconv.Itoa(aliasErrs),
+			"alias_p50_ms="+ms(aq[0]), "alias_p99_ms="+ms(aq[1]))
+	}
+	if ls != nil {
+		lq, n := quantiles(ls.lags, 0.5, 0.9, 0.99, 1)
+		fmt.Fprintf(out, "directory lag from the 201 until the entry is in LDAP: %d entries, p50 %s ms  p90 %s ms  p99 %s ms  max %s ms, missing %d, last one %s after the last create\n",
+			n, ms(lq[0]), ms(lq[1]), ms(lq[2]), ms(lq[3]), ls.missing, ls.drain.Round(time.Millisecond))
+		curve := make([]string, len(ls.pending))
+		for i, p := range ls.pending {
+			curve[i] = strconv.Itoa(p)
+		}
+		fmt.Fprintf(out, "directory backlog each second (created, not yet in LDAP): %s\n", strings.Join(curve, " "))
+		fmt.Fprintf(out, "directory backlog: max %d, mean over the first third %.1f, over the last third %.1f\n", ls.pendingMax, ls.pendingFirst, ls.pendLst)
+		if ls.err != nil {
+			fmt.Fprintf(out, "directory watch failed: %v\n", ls.err)
+		}
+		fields = append(fields, "ldap_seen="+strconv.Itoa(n), "ldap_p50_ms="+ms(lq[0]), "ldap_p90_ms="+ms(lq[1]), "ldap_p99_ms="+ms(lq[2]),
+			"ldap_max_ms="+ms(lq[3]), "ldap_missing="+strconv.Itoa(ls.missing), "ldap_drain_ms="+ms(ls.drain),
+			"ldap_backlog_max="+strconv.Itoa(ls.pendingMax), "ldap_backlog_first="+strconv.FormatFloat(ls.pendingFirst, 'f', 1, 64),
+			"ldap_backlog_last="+strconv.FormatFloat(ls.pendLst, 'f', 1, 64))
 	}
 	if rss {
 		mib := func(kb int64) string { return strconv.FormatFloat(float64(kb)/1024, 'f', 1, 64) }

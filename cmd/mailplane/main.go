@@ -26,7 +26,8 @@ server and operations:
   verify     check every hash chain and every signed anchor (exit 1 on tampering)
              [--anchors FILE] also against an exported copy of the anchors
   anchors export [--after SEQ] [--out FILE]   the signed anchors as JSON lines
-  rebuild    empty a projection's read model so that it replays from position 0
+  rebuild    postgres.admin: empty its read model so that it replays from position 0
+             ldap [--offline --ldif FILE [--load CMD]]: make the directory equal to the events
   projections status|resume|resolve   projections' state; resume a stopped one; resolve dead letters
   admin bootstrap --email E --password P   create the first global admin
 

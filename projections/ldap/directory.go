@@ -140,10 +140,8 @@ func (d *Directory) Write(ctx context.Context, projection string, changes []Chan
 		_ = t.end(false)
 		return err
 	}
-	for _, c := range changes {
-		if err := d.queue(ctx, t, c, passwords); err != nil {
-			return abort(err)
-		}
+	if err := d.send(ctx, t, changes, passwords); err != nil {
+		return abort(err)
 	}
 	filter := "(!(mailplaneCheckpoint=*))"
 	if from != (eventstore.Position{}) {
@@ -170,28 +168,38 @@ func (d *Directory) Write(ctx context.Context, projection string, changes []Chan
 	return nil
 }
 
-func (d *Directory) queue(ctx context.Context, t *txn, c Change, passwords Passwords) error {
-	var err error
-	switch {
-	case c.New == nil:
-		err = d.conn.Del(goldap.NewDelRequest(c.DN, t.controls))
-	default:
-		var pw string
-		if c.New.Secret != "" && passwords != nil {
-			if pw, err = passwords(ctx, c.New.Secret); err != nil {
-				return err
+// send queues the changes in the transaction, pipelined (a batch's changes are of distinct
+// entries, none below another). The passwords are opened first, one by one.
+func (d *Directory) send(ctx context.Context, t *txn, changes []Change, passwords Passwords) error {
+	ops := make([]func() error, len(changes))
+	for i, c := range changes {
+		switch {
+		case c.New == nil:
+			r := goldap.NewDelRequest(c.DN, t.controls)
+			ops[i] = func() error { return d.conn.Del(r) }
+		default:
+			var pw string
+			if c.New.Secret != "" && passwords != nil {
+				var err error
+				if pw, err = passwords(ctx, c.New.Secret); err != nil {
+					return err
+				}
+			}
+			if c.Existed {
+				r := c.New.modifyRequest(c.kind, pw, t.controls)
+				ops[i] = func() error { return d.conn.Modify(r) }
+			} else {
+				r := c.New.addRequest(pw, t.controls)
+				ops[i] = func() error { return d.conn.Add(r) }
 			}
 		}
-		if c.Existed {
-			err = d.conn.Modify(c.New.modifyRequest(c.kind, pw, t.controls))
-		} else {
-			err = d.conn.Add(c.New.addRequest(pw, t.controls))
+	}
+	return pipeline(len(ops), func(i int) error {
+		if err := ops[i](); err != nil {
+			return fmt.Errorf("ldap: %s: %w", changes[i].DN, err)
 		}
-	}
-	if err != nil {
-		return fmt.Errorf("ldap: %s: %w", c.DN, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // Reconcile sets each change's Existed from what the directory really holds, and drops deletes

@@ -189,8 +189,11 @@ func (p *Projection) runHeld(ctx context.Context) error {
 	// The lock lives as long as its connection: if that drops, another process may take over,
 	// and this one stops (its writes are fenced by the checkpoint's assertion meanwhile).
 	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// The pinger uses the lock's connection: it must be done before the unlock does.
+	pinged := make(chan struct{})
+	defer func() { cancel(nil); <-pinged }()
 	go func() {
+		defer close(pinged)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -223,7 +226,11 @@ func (p *Projection) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { dir.Close() }()
+	defer func() {
+		if dir != nil { // nil when a redial ended with ctx
+			dir.Close()
+		}
+	}()
 	if err := dir.Ensure(Name); err != nil {
 		return err
 	}
@@ -362,20 +369,8 @@ func (p *Projection) write(ctx context.Context, dir *Directory, changes []Change
 	return dir.Write(ctx, Name, reconciled, from, to, passwords)
 }
 
-// passwords opens sealed hashes for one batch.
-func (p *Projection) passwords() Passwords {
-	opener := p.o.Keyring.Opener()
-	return func(ctx context.Context, sealed string) (string, error) {
-		hash, err := opener.Open(ctx, sealed)
-		if errors.Is(err, keyring.ErrShredded) {
-			return "", nil // the domain's key was destroyed: nobody logs in with this any more
-		}
-		if err != nil {
-			return "", err
-		}
-		return ldapPassword(string(hash)), nil
-	}
-}
+// passwords opens sealed hashes for one batch (as a rebuild does: sealedPasswords).
+func (p *Projection) passwords() Passwords { return sealedPasswords(p.o.Keyring) }
 
 // ldapPassword is the userPassword value slapd verifies a bind against: argon2 PHC strings as
 // {ARGON2} (slapd's argon2 module), {SSHA} and {SSHA512} as they are (built in and pw-sha2). A
