@@ -190,7 +190,11 @@ func (p *Projection) runHeld(ctx context.Context) error {
 	// and this one stops (its writes are fenced by the checkpoint's assertion meanwhile).
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	pinging := make(chan struct{})
+	// The unlock (deferred above) uses the connection too: the pings must have ended first.
+	defer func() { cancel(nil); <-pinging }()
 	go func() {
+		defer close(pinging)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -223,7 +227,11 @@ func (p *Projection) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { dir.Close() }()
+	defer func() {
+		if dir != nil { // nil when ctx ended while redialling
+			dir.Close()
+		}
+	}()
 	if err := dir.Ensure(Name); err != nil {
 		return err
 	}
