@@ -158,7 +158,14 @@ func (d *Directory) Write(ctx context.Context, projection string, changes []Chan
 	if err := d.conn.Modify(cp); err != nil {
 		return abort(fmt.Errorf("ldap: checkpoint: %w", err))
 	}
-	if err := t.end(true); err != nil {
+	// slapd applies the whole transaction at its end, some 0.3 ms a change (3 s for the 10,000
+	// entries a COS change rewrites): far longer than one operation. Timing it out would close
+	// the connection while slapd commits, which crashed slapd 2.5.13 here (and leaves the
+	// outcome unknown), so the end gets time in proportion to the changes.
+	d.conn.SetTimeout(d.cfg.Timeout + time.Duration(len(changes))*time.Millisecond)
+	err = t.end(true)
+	d.conn.SetTimeout(d.cfg.Timeout)
+	if err != nil {
 		switch {
 		case goldap.IsErrorWithCode(err, goldap.LDAPResultAssertionFailed):
 			return fmt.Errorf("%w: %w", errFenced, err)
