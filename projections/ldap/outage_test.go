@@ -1,6 +1,7 @@
 package ldap_test
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/stretchr/testify/require"
 
 	"mailplane/api/apitest"
@@ -20,17 +22,20 @@ import (
 // (connections cut, new ones refused), and open again on the same address.
 type gate struct {
 	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        map[net.Conn]struct{}
-	wg           sync.WaitGroup
+	// endDelay, when set, holds back slapd's answer to the end of every RFC 5805 transaction
+	// (slapd has committed by then): a commit that takes that long.
+	endDelay time.Duration
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
 }
 
-func newGate(t *testing.T, target string) *gate {
+func newGate(t *testing.T, target string, endDelay time.Duration) *gate {
 	t.Helper()
 	u, err := url.Parse(target)
 	require.NoError(t, err)
-	g := &gate{target: u.Host, conns: map[net.Conn]struct{}{}}
+	g := &gate{target: u.Host, endDelay: endDelay, conns: map[net.Conn]struct{}{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	g.addr = ln.Addr().String()
@@ -60,15 +65,82 @@ func (g *gate) serve(ln net.Listener) {
 			if !g.track(c, s) {
 				return
 			}
-			for _, p := range [][2]net.Conn{{c, s}, {s, c}} {
-				g.wg.Go(func() {
-					_, _ = io.Copy(p[0], p[1])
-					p[0].Close()
-					p[1].Close()
-				})
+			if g.endDelay == 0 {
+				for _, p := range [][2]net.Conn{{c, s}, {s, c}} {
+					g.wg.Go(func() {
+						_, _ = io.Copy(p[0], p[1])
+						p[0].Close()
+						p[1].Close()
+					})
+				}
+				continue
 			}
+			var ends sync.Map // message IDs of transaction ends in flight
+			g.wg.Go(func() {
+				g.pump(s, c, func(id int64, raw []byte) { // requests
+					if bytes.Contains(raw, []byte(oidEndTxn)) {
+						ends.Store(id, true)
+					}
+				})
+			})
+			g.wg.Go(func() {
+				g.pump(c, s, func(id int64, _ []byte) { // responses
+					if _, ok := ends.LoadAndDelete(id); ok {
+						time.Sleep(g.endDelay)
+					}
+				})
+			})
 		}
 	})
+}
+
+// oidEndTxn is RFC 5805's end of a transaction.
+const oidEndTxn = "1.3.6.1.1.21.3"
+
+// pump copies LDAP messages from src to dst one at a time, as they are, after seen (given each
+// message's ID) has looked at them.
+func (g *gate) pump(dst, src net.Conn, seen func(id int64, raw []byte)) {
+	defer dst.Close()
+	defer src.Close()
+	for {
+		raw, err := readMessage(src)
+		if err != nil {
+			return
+		}
+		if p, err := ber.DecodePacketErr(raw); err == nil && len(p.Children) > 0 {
+			if id, ok := p.Children[0].Value.(int64); ok {
+				seen(id, raw)
+			}
+		}
+		if _, err := dst.Write(raw); err != nil {
+			return
+		}
+	}
+}
+
+// readMessage reads one BER element (an LDAPMessage) as its bytes.
+func readMessage(r io.Reader) ([]byte, error) {
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, err
+	}
+	n := int(head[1])
+	if n&0x80 != 0 {
+		size := make([]byte, n&0x7f)
+		if _, err := io.ReadFull(r, size); err != nil {
+			return nil, err
+		}
+		head = append(head, size...)
+		n = 0
+		for _, b := range size {
+			n = n<<8 | int(b)
+		}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return append(head, body...), nil
 }
 
 func (g *gate) track(cs ...net.Conn) bool {
@@ -124,7 +196,7 @@ func TestProjectionRidesOutADirectoryOutage(t *testing.T) {
 	e := apitest.New(t)
 	d := ldaptest.New(t)
 	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}}
-	g := newGate(t, d.Env.URL)
+	g := newGate(t, d.Env.URL, 0)
 	o := b.options(ldap.Config{URL: g.URL(), BindDN: d.Env.Admin.DN, Password: d.Env.Admin.Password, DIT: b.dit})
 	p, stop := b.run(t, o)
 
@@ -153,4 +225,29 @@ func TestProjectionRidesOutADirectoryOutage(t *testing.T) {
 	b.run(t, o)
 	b.caughtUp(t)
 	require.NotNil(t, b.entry(t, b.dit.Account(last)))
+}
+
+// A transaction whose end takes longer than one operation may (slapd commits a COS change's
+// thousands of entries at once) is waited for, not cut off: cutting it off closed the connection
+// while slapd committed, which crashed slapd 2.5.13 (here the answer is held back after the
+// commit, so nothing is at risk), and the projection then reconnected and wrote the batch again.
+func TestACommitSlowerThanAnOperationIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t)
+	d := ldaptest.New(t)
+	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}}
+	g := newGate(t, d.Env.URL, 1500*time.Millisecond)
+	var log logBuffer
+	o := b.options(ldap.Config{URL: g.URL(), BindDN: d.Env.Admin.DN, Password: d.Env.Admin.Password, DIT: b.dit,
+		Timeout: 500 * time.Millisecond})
+	o.Logger = log.logger()
+	b.run(t, o)
+
+	addr := e.CreateAccount(t, e.CreateDomain(t, nil), nil)
+	start := time.Now()
+	b.caughtUp(t)
+	require.GreaterOrEqual(t, time.Since(start), time.Second, "the commit's answer was held back")
+	require.NotNil(t, b.entry(t, b.dit.Account(addr)))
+	require.NotContains(t, log.String(), "directory unavailable", "the commit was cut off:\n%s", log.String())
+	require.NotContains(t, log.String(), "did not hold what the projection wrote", "the batch was written twice")
 }
