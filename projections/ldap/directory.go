@@ -168,9 +168,10 @@ func (d *Directory) Write(ctx context.Context, projection string, changes []Chan
 	// here; with 1 ms before each end, 3,000 went through with both cores busy (0.2 ms: not).
 	time.Sleep(endPause)
 	// slapd applies the whole transaction at its end, some 0.3 ms a change (3 s for the 10,000
-	// entries a COS change rewrites): far longer than one operation. Cutting it off at the
-	// operation's timeout closes the connection while slapd commits (it crashed slapd 2.5.13
-	// here) and leaves the outcome unknown, so the end is given a minute and more per change.
+	// entries a COS change rewrites): far longer than one operation. Cut off at the operation's
+	// timeout, the outcome is unknown and the projection reconnects, meets its own writes,
+	// reconciles and is fenced by its own checkpoint, every step one more transaction; so the end
+	// is given a minute and more per change.
 	d.conn.SetTimeout(max(d.cfg.Timeout, time.Minute) + time.Duration(len(changes))*10*time.Millisecond)
 	err = t.end(true)
 	d.conn.SetTimeout(d.cfg.Timeout)
