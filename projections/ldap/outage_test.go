@@ -228,9 +228,9 @@ func TestProjectionRidesOutADirectoryOutage(t *testing.T) {
 }
 
 // A transaction whose end takes longer than one operation may (slapd commits a COS change's
-// thousands of entries at once) is waited for, not cut off: cutting it off closed the connection
-// while slapd committed, which crashed slapd 2.5.13 (here the answer is held back after the
-// commit, so nothing is at risk), and the projection then reconnected and wrote the batch again.
+// thousands of entries at once) is waited for, not cut off: cut off, its outcome was unknown and
+// the projection reconnected, met its own writes, reconciled and was fenced by its own
+// checkpoint before it went on (here slapd has committed and the gate holds its answer back).
 func TestACommitSlowerThanAnOperationIsWaitedFor(t *testing.T) {
 	t.Parallel()
 	e := apitest.New(t)
