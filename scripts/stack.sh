@@ -537,7 +537,7 @@ ldap_start() {
 		echo "$sum" >"$dir/schema.sum"
 	fi
 	say "$name: starting on $url"
-	start_bg "$name" "$dir/slapd.pid" slapd -d none -f "$dir/slapd.conf" -h "$url"
+	start_bg "$name" "$dir/slapd.pid" "$ROOT/scripts/supervise.sh" slapd -d none -f "$dir/slapd.conf" -h "$url"
 	wait_for "$name" "$dir/slapd.pid" 30 ldap_answers "$url"
 	ldap_config_sum "$role" "$dir" "$port" >"$dir/config.sum"
 }
@@ -971,7 +971,7 @@ cmd_ldap_load() {
 	fi
 	"$ROOT/scripts/ldap-load.sh" --swap "$LDAP_DIR/slapd.conf" >/dev/null
 	url=$(ldap_url)
-	start_bg slapd "$LDAP_DIR/slapd.pid" slapd -d none -f "$LDAP_DIR/slapd.conf" -h "$url"
+	start_bg slapd "$LDAP_DIR/slapd.pid" "$ROOT/scripts/supervise.sh" slapd -d none -f "$LDAP_DIR/slapd.conf" -h "$url"
 	for ((i = 0; i < 1500; i++)); do
 		ldap_answers "$url" && break
 		pid_alive "$LDAP_DIR/slapd.pid" || fail_log slapd "slapd exited while starting on the new database (back to the previous one: scripts/ldap-load.sh --back $LDAP_DIR/slapd.conf)"

@@ -70,6 +70,11 @@ func (d *Directory) Ensure(projection string) error {
 			return err
 		}
 	}
+	for _, ou := range OwnedOUs {
+		if err := d.addIfMissing(dit.Keeper(ou), []string{"organizationalRole"}, keeperAttrs); err != nil {
+			return err
+		}
+	}
 	return d.addIfMissing(dit.Checkpoint(projection), []string{"mailplaneProjection"}, map[string][]string{"cn": {projection}})
 }
 

@@ -57,3 +57,16 @@ func (d DIT) Checkpoint(projection string) string {
 func escapeDNValue(v string) string {
 	return strings.ReplaceAll(goldap.EscapeDN(v), "=", `\=`)
 }
+
+// keeperName names an entry the projection keeps under each unit it owns, so that no unit ever
+// loses its last child: slapd 2.5.13 fails a whole transaction (result 80, "mdb_delete:
+// txn_commit failed: MDB_NOTFOUND") in which a delete leaves its parent without children. Readers
+// never match it (an organizationalRole); rebuilds leave it alone.
+const keeperName = "mailplane-keeper"
+
+// Keeper returns the DN of a unit's keeper entry.
+func (d DIT) Keeper(ou string) string { return "cn=" + keeperName + "," + d.OU(ou) }
+
+// keeperAttrs are a keeper entry's attributes.
+var keeperAttrs = map[string][]string{"cn": {keeperName},
+	"description": {"keeps this unit from ever being empty (slapd 2.5.13: a transaction whose delete empties a parent fails)"}}

@@ -177,6 +177,12 @@ func (d *Directory) readKept() ([]ldifEntry, error) {
 			out = append(out, ldifEntry{dn: dn, attrs: []ldifAttr{{"objectClass", []string{"organizationalUnit"}}, {"ou", []string{ou}}}})
 		}
 	}
+	for _, ou := range OwnedOUs {
+		if dn := d.cfg.DIT.Keeper(ou); !seen[dnKey(dn)] {
+			out = append(out, ldifEntry{dn: dn, attrs: []ldifAttr{{"objectClass", []string{"organizationalRole"}},
+				{"cn", keeperAttrs["cn"]}, {"description", keeperAttrs["description"]}}})
+		}
+	}
 	// Parents before children, as slapadd needs them.
 	slices.SortStableFunc(out, func(a, b ldifEntry) int { return depth(a.dn) - depth(b.dn) })
 	return out, nil

@@ -196,3 +196,21 @@ func TestImportedPasswordHashes(t *testing.T) {
 		return bind(t, b.d.Env.URL, b.dit.Account(bc), "blowfish-1") == nil
 	}, 30*time.Second, 50*time.Millisecond)
 }
+
+// Deleting the only account (and the only domain) of the directory empties no unit: slapd
+// 2.5.13 fails a transaction whose delete leaves a parent without children, which would stop
+// the projection; the keeper entries keep every unit from ever being empty.
+func TestDeletingTheLastEntryOfAUnit(t *testing.T) {
+	b := setup(t)
+	e := b.e
+	dom := e.CreateDomain(t, nil)
+	only := e.CreateAccount(t, dom, nil)
+	b.caughtUp(t)
+	require.NotNil(t, b.entry(t, b.dit.Account(only)))
+	require.Equal(t, http.StatusNoContent, e.Do(t, http.MethodDelete, "/api/v1/accounts/"+only, e.AdminToken, nil).Status)
+	b.caughtUp(t)
+	require.Nil(t, b.entry(t, b.dit.Account(only)))
+	infos, err := projections.Inspect(context.Background(), e.Pool, ldap.Name)
+	require.NoError(t, err)
+	require.Nil(t, infos[0].Stopped)
+}

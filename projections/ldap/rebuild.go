@@ -475,10 +475,10 @@ func (d *Directory) readOwned(o RebuildOptions) (map[string]held, error) {
 	out := map[string]held{}
 	for _, ou := range OwnedOUs {
 		base := d.cfg.DIT.OU(ou)
-		baseKey := dnKey(base)
+		baseKey, keeperKey := dnKey(base), dnKey(d.cfg.DIT.Keeper(ou))
 		err := d.pagedSearch(base, goldap.ScopeWholeSubtree, []string{"*"}, func(e *goldap.Entry) {
 			k := dnKey(e.DN)
-			if k == baseKey {
+			if k == baseKey || k == keeperKey {
 				return
 			}
 			h := held{dn: e.DN, attrs: make(map[string][]string, len(e.Attributes)), names: make(map[string]string, len(e.Attributes))}

@@ -108,8 +108,9 @@ func TestReadersOnTheConsumerSeeWhatTheProviderHas(t *testing.T) {
 	t.Logf("the projection caught up %s after the last command; the consumer held the same tree %s after that",
 		projected.Sub(sent).Round(time.Millisecond), time.Since(projected).Round(time.Millisecond))
 	require.Equal(t, provider, b.d.Dump(t, consumer, b.d.Base))
-	// The base, its containers, the domains and accounts (the bootstrapped admin's too), the checkpoint.
-	require.Equal(t, 1+5+len(doms)+1+accounts-len(deletes)+1+1, len(provider))
+	// The base, its containers and the four keepers, the domains and accounts (the bootstrapped
+	// admin's too), the checkpoint.
+	require.Equal(t, 1+5+4+len(doms)+1+accounts-len(deletes)+1+1, len(provider))
 
 	// Every table, every key, both directories.
 	var keys []string

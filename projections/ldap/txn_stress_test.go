@@ -27,7 +27,8 @@ import (
 func TestTransactionsInARowLeaveSlapdUp(t *testing.T) {
 	t.Parallel()
 	e := apitest.New(t)
-	d := ldaptest.New(t)
+	// A slapd of its own: if this brings one down, it is not the one every other test uses.
+	d := ldaptest.StartSlapd(t).Directory(t)
 	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}}
 	o := b.options(ldap.Config{URL: d.Env.URL, BindDN: d.Env.Admin.DN, Password: d.Env.Admin.Password, DIT: b.dit})
 	o.BatchSize = 1
