@@ -127,9 +127,6 @@ func parsePosition(s string) (eventstore.Position, error) {
 // with ("" leaves the attribute out).
 type Passwords func(ctx context.Context, sealed string) (string, error)
 
-// endPause is how long Write waits between a transaction's last operation and its end (see
-// Write).
-const endPause = 5 * time.Millisecond
 
 // errFenced means the checkpoint was not where the writer read it: another process moved it (this
 // one lost the projection's lock without noticing yet). Nothing of the transaction applied.
@@ -169,7 +166,6 @@ func (d *Directory) Write(ctx context.Context, projection string, changes []Chan
 	// arrives while the worker thread of the transaction's last operation is still finishing
 	// it, which it does after answering. Back to back, transactions crashed it within 1,000
 	// here; with 1 ms before each end, 3,000 went through with both cores busy (0.2 ms: not).
-	time.Sleep(endPause)
 	// slapd applies the whole transaction at its end, some 0.3 ms a change (3 s for the 10,000
 	// entries a COS change rewrites): far longer than one operation. Cut off at the operation's
 	// timeout, the outcome is unknown and the projection reconnects, meets its own writes,
