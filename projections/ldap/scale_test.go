@@ -81,15 +81,13 @@ func projectedQuotas(t *testing.T, d *ldaptest.Directory, dom string) map[string
 	return out
 }
 
-// scaleAccounts is how many accounts TestEffectiveQuotaAtScale makes: 300, or
-// MAILPLANE_SCALE_ACCOUNTS (10000 takes about 90 s here; everything it writes replicates, and
-// its 10,000-change commits hold the syncrepl consumer seconds behind, longer than the
-// consumer's tests wait).
+// scaleAccounts is how many accounts TestEffectiveQuotaAtScale makes: 10,000 (as issue 7 asks),
+// or MAILPLANE_SCALE_ACCOUNTS; -short skips the test.
 func scaleAccounts(t *testing.T) int {
 	t.Helper()
 	v := os.Getenv("MAILPLANE_SCALE_ACCOUNTS")
 	if v == "" {
-		return 300
+		return 10_000
 	}
 	n, err := strconv.Atoi(v)
 	require.NoError(t, err, "MAILPLANE_SCALE_ACCOUNTS")
@@ -97,8 +95,7 @@ func scaleAccounts(t *testing.T) int {
 	return n
 }
 
-// Hundreds of accounts that inherit their quota (MAILPLANE_SCALE_ACCOUNTS=10000 for ten
-// thousand): a change of their COS's quota, of their domain's account quota and of the global
+// Ten thousand accounts that inherit their quota: a change of their COS's quota, of their domain's account quota and of the global
 // default re-projects every entry, and each entry's mailplaneQuota is then what the API shows as
 // the account's effective.mail_quota_bytes.
 func TestEffectiveQuotaAtScale(t *testing.T) {
@@ -107,7 +104,10 @@ func TestEffectiveQuotaAtScale(t *testing.T) {
 	}
 	t.Parallel()
 	e := apitest.New(t)
-	d := ldaptest.New(t)
+	// A slapd of its own: its 10,000-change transactions would hold the shared one's syncrepl
+	// consumer seconds behind the other tests.
+	srv := ldaptest.StartSlapd(t)
+	d := srv.Directory(t)
 	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}}
 	n := scaleAccounts(t)
 	var log logBuffer
