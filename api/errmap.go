@@ -9,6 +9,7 @@ import (
 	"mailplane/domain"
 	"mailplane/eventstore"
 	"mailplane/projections"
+	"mailplane/projections/ldap"
 	"mailplane/workers"
 )
 
@@ -63,6 +64,9 @@ func (s *Server) mapError(err error) *Error {
 	case errors.Is(err, commands.ErrDirectoryUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "directory-unavailable", RetryAfter: 5,
 			Detail: "the domain's directory could not check the password; try again later", Internal: err}
+	case errors.Is(err, ldap.ErrUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Type: "directory-unavailable", RetryAfter: 5,
+			Detail: "the directory could not be asked for the list's members; try again later", Internal: err}
 	case errors.Is(err, workers.ErrJobNotFound):
 		return &Error{Status: http.StatusNotFound, Type: "not-found", Detail: err.Error()}
 	case errors.Is(err, projections.ErrUnknownProjection):

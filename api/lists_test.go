@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,10 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"mailplane/api"
 	"mailplane/api/apitest"
 	"mailplane/domain"
-	"mailplane/projections/postgres"
 )
 
 func listsPath(d string) string   { return "/api/v1/domains/" + d + "/lists" }
@@ -686,34 +683,6 @@ func TestDynamicLists(t *testing.T) {
 		require.JSONEq(t, `{"items":[],"next_cursor":null}`, string(m.Body))
 		e.Do(t, http.MethodGet, listPath(addr)+"/dynamic", e.AdminToken, nil).Problem(t, http.StatusMethodNotAllowed)
 	})
-
-	t.Run("MemberSourceIsAsked", func(t *testing.T) {
-		addr := createList(t, e, dom, map[string]any{"dynamic": map[string]any{"member_url": "ldap:///??sub?(l=Rome)"}})["address"].(string)
-		deps := e.Server.Deps
-		deps.Members = fixedMembers{"a@" + dom, "b@" + dom, "c@" + dom}
-		withDirectory := e.WithHandler(t, api.NewServer(deps, api.Config{}).Handler())
-		r := withDirectory.Do(t, http.MethodGet, listPath(addr)+"/members?limit=2", e.AdminToken, nil)
-		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
-		page := r.JSON(t)
-		require.Equal(t, []any{map[string]any{"address": "a@" + dom}, map[string]any{"address": "b@" + dom}}, page["items"])
-		require.NotNil(t, page["next_cursor"])
-	})
-}
-
-// fixedMembers stands in for the directory, to show that the handler asks a MemberSource.
-type fixedMembers []string
-
-func (f fixedMembers) DynamicMembers(_ context.Context, l domain.MailingList, q postgres.ListQuery) ([]string, error) {
-	if l.Dynamic == nil {
-		return nil, fmt.Errorf("asked for a static list")
-	}
-	var out []string
-	for _, m := range f {
-		if m > q.After && len(out) < q.Limit {
-			out = append(out, m)
-		}
-	}
-	return out, nil
 }
 
 func TestListAliasesAndDomainViews(t *testing.T) {

@@ -78,7 +78,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	names := runner.Names()
 	var directory *ldap.Projection
+	var members api.MemberSource
 	if cfg, ok := e.directory(); ok {
+		members = ldap.NewMembers(cfg)
 		keys, err := e.keyring(pool)
 		if err != nil {
 			return err
@@ -145,6 +147,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 			Waiter:      waiter,
 			Projections: projections.Operator{Pool: pool, Names: names},
 			Jobs:        workers.JobReader{DB: pool},
+			Members:     members,
 		}, api.Config{})
 		httpSrv := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", *addr)

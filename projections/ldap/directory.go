@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,6 @@ func parsePosition(s string) (eventstore.Position, error) {
 // with ("" leaves the attribute out).
 type Passwords func(ctx context.Context, sealed string) (string, error)
 
-
 // errFenced means the checkpoint was not where the writer read it: another process moved it (this
 // one lost the projection's lock without noticing yet). Nothing of the transaction applied.
 var errFenced = errors.New("ldap: the checkpoint moved under this writer: another process runs the projection")
@@ -138,6 +138,19 @@ var errFenced = errors.New("ldap: the checkpoint moved under this writer: anothe
 // the directory refused because it did not hold what the projection remembered returns
 // errConflict (see Reconcile).
 func (d *Directory) Write(ctx context.Context, projection string, changes []Change, from, pos eventstore.Position, passwords Passwords) error {
+	// An entry whose structural class changes (a list turned dynamic) is deleted first, on its
+	// own: slapd refuses the delete and the add of one entry in one transaction. Should the
+	// transaction then fail, the entry is missing until the batch is written again, which adds it.
+	changes = slices.Clone(changes)
+	for i, c := range changes {
+		if !c.Reclass {
+			continue
+		}
+		if err := d.conn.Del(goldap.NewDelRequest(c.DN, nil)); err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+			return fmt.Errorf("ldap: %s: %w", c.DN, err)
+		}
+		changes[i].Existed, changes[i].Reclass = false, false
+	}
 	t, err := startTxn(d.conn)
 	if err != nil {
 		return err

@@ -46,6 +46,16 @@ func (d DIT) Account(address string) string {
 	return "mail=" + escapeDNValue(address) + "," + d.OU(OUAccounts)
 }
 
+// List returns a mailing list entry's DN.
+func (d DIT) List(address string) string {
+	return "mail=" + escapeDNValue(address) + "," + d.OU(OULists)
+}
+
+// Resource returns a resource entry's DN.
+func (d DIT) Resource(address string) string {
+	return "mail=" + escapeDNValue(address) + "," + d.OU(OUResources)
+}
+
 // Checkpoint returns the DN of a projection's checkpoint entry.
 func (d DIT) Checkpoint(projection string) string {
 	return "cn=" + escapeDNValue(projection) + "," + d.OU(OUProjections)

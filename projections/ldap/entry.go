@@ -66,6 +66,14 @@ func (e Entry) Canonical() string {
 	return b.String()
 }
 
+// classKey names the entry's object classes, in order, for telling whether a modify can turn
+// the directory's entry into this one.
+func (e Entry) classKey() string {
+	c := slices.Clone(e.Classes)
+	slices.Sort(c)
+	return strings.Join(c, ",")
+}
+
 // fingerprint is a short digest of the canonical form.
 func (e Entry) fingerprint() uint64 {
 	h := fnv.New64a()
@@ -89,6 +97,26 @@ var (
 		classes: []string{"inetOrgPerson", "inetLocalMailRecipient", "mailplaneAccount"},
 		managed: []string{"uid", "cn", "sn", "displayName", "mailLocalAddress", "mailplaneDomain",
 			"mailplaneStatus", "mailplaneCOS", "mailplaneQuota", "mailplaneLogin", "mailplaneDelivery", "userPassword"},
+	}
+)
+
+var (
+	// Lists: static ones are nisMailAlias (members as rfc822MailMember), dynamic ones
+	// groupOfURLs (a memberURL Postfix follows); both structural, hence two kinds.
+	staticListKind = kind{
+		classes: []string{"nisMailAlias", "inetLocalMailRecipient", "mailplaneList"},
+		managed: []string{"cn", "mailLocalAddress", "rfc822MailMember", "displayName", "description",
+			"mailplaneDomain", "mailplaneHideInGAL", "mailplaneDelivery"},
+	}
+	dynamicListKind = kind{
+		classes: []string{"groupOfURLs", "inetLocalMailRecipient", "mailplaneList"},
+		managed: []string{"cn", "mailLocalAddress", "memberURL", "displayName", "description",
+			"mailplaneDomain", "mailplaneHideInGAL", "mailplaneDelivery"},
+	}
+	resourceKind = kind{
+		classes: []string{"inetOrgPerson", "inetLocalMailRecipient", "mailplaneResource"},
+		managed: []string{"uid", "cn", "sn", "displayName", "mailLocalAddress", "l", "mailplaneDomain", "mailplaneKind",
+			"mailplaneCapacity", "mailplaneBookingPolicy", "mailplaneMaxConflicts", "mailplaneNotify", "mailplaneDelivery"},
 	}
 )
 

@@ -3,7 +3,6 @@ package ldap
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,28 +18,44 @@ import (
 // in one directory transaction. Entries are computed with the domain package's rules, so an
 // entry's quota, status and login are exactly what the API shows as effective.
 type Model struct {
-	dit      DIT
-	reg      *eventstore.Registry
-	global   domain.GlobalConfig
-	cos      map[string]domain.COS
-	domains  map[string]domain.Domain
-	accounts map[string]domain.Account
-	// byDomain indexes the accounts of each domain, for changes of the domain.
-	byDomain map[string]map[string]struct{}
+	dit       DIT
+	reg       *eventstore.Registry
+	global    domain.GlobalConfig
+	cos       map[string]domain.COS
+	domains   map[string]domain.Domain
+	accounts  map[string]domain.Account
+	lists     map[string]domain.MailingList
+	resources map[string]domain.Resource
+	// byDomain indexes the objects of each domain, for changes of the domain.
+	byDomain map[string]map[object]struct{}
 	versions map[string]int
-	// written maps a DN to the fingerprint of the entry the directory holds.
-	written map[string]uint64
+	// written maps a DN to what the directory holds there.
+	written map[string]written
+}
+
+// object names an account, list or resource.
+type object struct {
+	kind    string // a stream type
+	address string
+}
+
+// written is what the model remembers of an entry it wrote: a digest of its content, and its
+// object classes, which a modify cannot change (the entry is then deleted and added again).
+type written struct {
+	fp      uint64
+	classes string
 }
 
 // NewModel returns an empty model (position 0).
 func NewModel(dit DIT, reg *eventstore.Registry) *Model {
 	return &Model{dit: dit, reg: reg, cos: map[string]domain.COS{}, domains: map[string]domain.Domain{},
-		accounts: map[string]domain.Account{}, byDomain: map[string]map[string]struct{}{},
-		versions: map[string]int{}, written: map[string]uint64{}}
+		accounts: map[string]domain.Account{}, lists: map[string]domain.MailingList{}, resources: map[string]domain.Resource{},
+		byDomain: map[string]map[object]struct{}{}, versions: map[string]int{}, written: map[string]written{}}
 }
 
 // StreamTypes are the streams the directory is computed from.
-var StreamTypes = []string{domain.StreamTypeConfig, domain.StreamTypeCOS, domain.StreamTypeDomain, domain.StreamTypeAccount}
+var StreamTypes = []string{domain.StreamTypeConfig, domain.StreamTypeCOS, domain.StreamTypeDomain, domain.StreamTypeAccount,
+	domain.StreamTypeList, domain.StreamTypeResource}
 
 // Batch is a set of events applied to the model but not yet written to the directory. It
 // remembers what the events replaced, so that a write that failed can be taken back.
@@ -56,12 +71,12 @@ type Batch struct {
 type touched struct {
 	allAccounts bool
 	domains     map[string]struct{}
-	accounts    map[string]struct{}
+	objects     map[object]struct{}
 }
 
 // Begin starts a batch.
 func (m *Model) Begin() *Batch {
-	return &Batch{m: m, touched: touched{domains: map[string]struct{}{}, accounts: map[string]struct{}{}}}
+	return &Batch{m: m, touched: touched{domains: map[string]struct{}{}, objects: map[object]struct{}{}}}
 }
 
 // Apply folds one event into the model. An event at or below the version the model holds of its
@@ -111,12 +126,29 @@ func (b *Batch) Apply(e eventstore.RecordedEvent) error {
 		remember(b, m.accounts, addr)
 		a := m.accounts[addr].Evolve(ev)
 		m.accounts[addr] = a
-		if a.Exists() {
-			b.index(a.Address.Domain, addr)
-		}
-		b.touched.accounts[addr] = struct{}{}
+		b.touch(object{e.StreamType, addr}, a.Exists(), a.Address.Domain)
+	case domain.StreamTypeList:
+		addr := strings.TrimPrefix(e.StreamID, "list-") // see domain.ListStreamID
+		remember(b, m.lists, addr)
+		l := m.lists[addr].Evolve(ev)
+		m.lists[addr] = l
+		b.touch(object{e.StreamType, addr}, l.Exists(), l.Address.Domain)
+	case domain.StreamTypeResource:
+		addr := strings.TrimPrefix(e.StreamID, "resource-") // see domain.ResourceStreamID
+		remember(b, m.resources, addr)
+		r := m.resources[addr].Evolve(ev)
+		m.resources[addr] = r
+		b.touch(object{e.StreamType, addr}, r.Exists(), r.Address.Domain)
 	}
 	return nil
+}
+
+// touch marks an object changed, and indexes it under its domain while it exists.
+func (b *Batch) touch(o object, exists bool, dom string) {
+	if exists {
+		b.index(dom, o)
+	}
+	b.touched.objects[o] = struct{}{}
 }
 
 // remember saves a map key's value before the batch changes it.
@@ -131,16 +163,16 @@ func remember[V any](b *Batch, m map[string]V, key string) {
 	})
 }
 
-func (b *Batch) index(dom, addr string) {
+func (b *Batch) index(dom string, o object) {
 	m := b.m
 	set := m.byDomain[dom]
 	if set == nil {
-		set = map[string]struct{}{}
+		set = map[object]struct{}{}
 		m.byDomain[dom] = set
 	}
-	if _, ok := set[addr]; !ok {
-		set[addr] = struct{}{}
-		b.undo = append(b.undo, func() { delete(set, addr) })
+	if _, ok := set[o]; !ok {
+		set[o] = struct{}{}
+		b.undo = append(b.undo, func() { delete(set, o) })
 	}
 }
 
@@ -153,17 +185,20 @@ func (b *Batch) Rollback() {
 }
 
 // Change is one entry the directory must change: New is nil for a delete; Existed says whether
-// the directory holds the entry now (a modify rather than an add).
+// the directory holds the entry now (a modify rather than an add); Reclass says that it holds it
+// with other object classes, so that it is deleted first and then added (a modify cannot change
+// a structural class: a list turned dynamic).
 type Change struct {
 	DN      string
 	New     *Entry
 	Existed bool
+	Reclass bool
 	kind    kind
 }
 
 // Changes returns what the batch's events change in the directory: every entry they touched
-// whose content differs from what the directory holds, in DN order (deletes of accounts before
-// the deletion of their domain, adds of domains before their accounts: see Less).
+// whose content differs from what the directory holds; adds of domains come before the other
+// changes and deletes of domains after them.
 func (b *Batch) Changes() []Change {
 	m := b.m
 	var out []Change
@@ -173,35 +208,64 @@ func (b *Batch) Changes() []Change {
 		case want == nil && !existed:
 		case want == nil:
 			out = append(out, Change{DN: dn, Existed: true, kind: k})
-		case !existed || want.fingerprint() != old:
-			out = append(out, Change{DN: dn, New: want, Existed: existed, kind: k})
+		case !existed || want.fingerprint() != old.fp:
+			out = append(out, Change{DN: dn, New: want, Existed: existed, Reclass: existed && want.classKey() != old.classes, kind: k})
 		}
 	}
 	for name := range b.touched.domains {
 		consider(m.dit.Domain(name), m.domainEntry(name), domainKind)
 	}
-	accounts := b.touched.accounts
+	objects := b.touched.objects
+	for name := range b.touched.domains {
+		for o := range m.byDomain[name] {
+			objects[o] = struct{}{}
+		}
+	}
 	if b.touched.allAccounts {
-		accounts = make(map[string]struct{}, len(m.accounts))
 		for addr := range m.accounts {
-			accounts[addr] = struct{}{}
-		}
-	} else {
-		for name := range b.touched.domains {
-			for addr := range m.byDomain[name] {
-				accounts[addr] = struct{}{}
-			}
+			objects[object{domain.StreamTypeAccount, addr}] = struct{}{}
 		}
 	}
-	for addr := range accounts {
-		consider(m.dit.Account(addr), m.accountEntry(addr), accountKind)
+	for o := range objects {
+		e, k := m.entryOf(o)
+		consider(m.dnOf(o), e, k)
 	}
-	slices.SortFunc(out, func(x, y Change) int { return changeOrder(x) - changeOrder(y) })
+	slices.SortFunc(out, func(x, y Change) int {
+		if d := changeOrder(x) - changeOrder(y); d != 0 {
+			return d
+		}
+		return strings.Compare(x.DN, y.DN)
+	})
 	return out
 }
 
+// dnOf and entryOf name and compute an object's entry (nil when it does not exist).
+func (m *Model) dnOf(o object) string {
+	switch o.kind {
+	case domain.StreamTypeList:
+		return m.dit.List(o.address)
+	case domain.StreamTypeResource:
+		return m.dit.Resource(o.address)
+	}
+	return m.dit.Account(o.address)
+}
+
+func (m *Model) entryOf(o object) (*Entry, kind) {
+	switch o.kind {
+	case domain.StreamTypeList:
+		e := m.listEntry(o.address)
+		if e != nil && m.lists[o.address].Dynamic != nil {
+			return e, dynamicListKind
+		}
+		return e, staticListKind
+	case domain.StreamTypeResource:
+		return m.resourceEntry(o.address), resourceKind
+	}
+	return m.accountEntry(o.address), accountKind
+}
+
 // changeOrder puts domains that come before accounts (adds) first and domains that go after
-// them last, and keeps the rest stable by DN.
+// them last.
 func changeOrder(c Change) int {
 	switch {
 	case c.kind.classes[0] == domainKind.classes[0] && c.New != nil:
@@ -218,7 +282,7 @@ func (b *Batch) Commit(changes []Change) {
 		if c.New == nil {
 			delete(b.m.written, c.DN)
 		} else {
-			b.m.written[c.DN] = c.New.fingerprint()
+			b.m.written[c.DN] = written{fp: c.New.fingerprint(), classes: c.New.classKey()}
 		}
 	}
 	b.undo = nil
@@ -233,21 +297,23 @@ func (m *Model) Entries() []Entry {
 			out = append(out, *e)
 		}
 	}
-	for addr := range m.accounts {
-		if e := m.accountEntry(addr); e != nil {
-			out = append(out, *e)
+	for _, objs := range m.byDomain {
+		for o := range objs {
+			if e, _ := m.entryOf(o); e != nil {
+				out = append(out, *e)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.DN, b.DN) })
-	return out
+	return slices.CompactFunc(out, func(a, b Entry) bool { return a.DN == b.DN })
 }
 
 // Settle records that the directory holds exactly Entries() (after a rebuild, or when the
 // projection starts from a checkpoint the model was folded up to).
 func (m *Model) Settle() {
-	m.written = map[string]uint64{}
+	m.written = map[string]written{}
 	for _, e := range m.Entries() {
-		m.written[e.DN] = e.fingerprint()
+		m.written[e.DN] = written{fp: e.fingerprint(), classes: e.classKey()}
 	}
 }
 
@@ -309,7 +375,117 @@ func (m *Model) accountEntry(addr string) *Entry {
 	return e
 }
 
-// accountsOf returns the addresses of a domain's accounts (for tests and rebuild summaries).
-func (m *Model) accountsOf(dom string) []string {
-	return slices.Sorted(maps.Keys(m.byDomain[dom]))
+func (m *Model) listEntry(addr string) *Entry {
+	l := m.lists[addr]
+	if !l.Exists() {
+		return nil
+	}
+	d := m.domains[l.Address.Domain]
+	k := staticListKind
+	if l.Dynamic != nil {
+		k = dynamicListKind
+	}
+	e := &Entry{DN: m.dit.List(addr), Classes: k.classes}
+	e.set("mail", addr)
+	e.set("cn", addr)
+	local := []string{addr}
+	for _, a := range l.Aliases {
+		local = append(local, a.String())
+	}
+	e.set("mailLocalAddress", local...)
+	if l.Dynamic != nil {
+		e.set("memberURL", m.memberURL(*l.Dynamic))
+	} else {
+		members := make([]string, len(l.Members))
+		for i, a := range l.Members {
+			members[i] = a.String()
+		}
+		e.set("rfc822MailMember", members...)
+	}
+	e.set("displayName", l.DisplayName)
+	e.set("description", l.Description)
+	e.set("mailplaneDomain", l.Address.Domain)
+	e.set("mailplaneHideInGAL", strings.ToUpper(strconv.FormatBool(l.HideInGAL)))
+	e.set("mailplaneDelivery", string(deliveryIn(d, l.Address.Domain)))
+	return e
+}
+
+// memberURL is what Postfix follows for a dynamic list: the list's query (already restricted to
+// a filter and a scope, no host, no base) run below the accounts, returning their mail, and
+// narrowed to the accounts that are active and receive mail — closed, locked and removed ones
+// drop out of the list as their entries change.
+func (m *Model) memberURL(d domain.ListDynamic) string {
+	scope := "sub"
+	if d.Scope == domain.ScopeOne {
+		scope = "one"
+	}
+	return "ldap:///" + escapeURLPart(m.dit.OU(OUAccounts)) + "?mail?" + scope + "?" + escapeURLPart(dynamicFilter(d))
+}
+
+// dynamicFilter is a dynamic list's query as the directory runs it: its own filter, among the
+// accounts that are active and receive mail.
+func dynamicFilter(d domain.ListDynamic) string {
+	return "(&(objectClass=mailplaneAccount)(mailplaneStatus=active)(mailplaneDelivery=accept)" + d.Filter + ")"
+}
+
+// escapeURLPart percent-encodes what RFC 4516 reserves in a DN or filter of an LDAP URL.
+func escapeURLPart(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '?' || c == '%' || c == '#' || c == ' ' || c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func (m *Model) resourceEntry(addr string) *Entry {
+	r := m.resources[addr]
+	if !r.Exists() {
+		return nil
+	}
+	d := m.domains[r.Address.Domain]
+	e := &Entry{DN: m.dit.Resource(addr), Classes: resourceKind.classes}
+	name := r.DisplayName
+	if strings.TrimSpace(name) == "" {
+		name = addr
+	}
+	e.set("mail", addr)
+	e.set("uid", addr)
+	e.set("cn", name)
+	e.set("sn", name)
+	e.set("displayName", r.DisplayName)
+	aliases := make([]string, len(r.Aliases))
+	for i, a := range r.Aliases {
+		aliases[i] = a.String()
+	}
+	e.set("mailLocalAddress", aliases...)
+	e.set("l", r.Location)
+	e.set("mailplaneDomain", r.Address.Domain)
+	e.set("mailplaneKind", r.Type)
+	if r.Capacity > 0 {
+		e.set("mailplaneCapacity", strconv.Itoa(r.Capacity))
+	}
+	e.set("mailplaneBookingPolicy", r.BookingPolicy)
+	e.set("mailplaneMaxConflicts", strconv.Itoa(r.MaxConflicts))
+	notify := make([]string, len(r.NotifyAddresses))
+	for i, a := range r.NotifyAddresses {
+		notify[i] = a.String()
+	}
+	e.set("mailplaneNotify", notify...)
+	e.set("mailplaneDelivery", string(deliveryIn(d, r.Address.Domain)))
+	return e
+}
+
+// deliveryIn is what the MTA does with mail for a list or resource of the domain: the domain's
+// own (they have no status of their own).
+func deliveryIn(d domain.Domain, dom string) domain.Delivery {
+	if d.Name != dom {
+		return domain.DeliveryBounce
+	}
+	return d.MailDelivery()
 }

@@ -504,11 +504,15 @@ func (d *Directory) readOwned(o RebuildOptions) (map[string]held, error) {
 
 // pagedSearch runs a search in pages of 1000 (RFC 2696) and hands each entry to f. A base that
 // does not exist yields nothing.
-func (d *Directory) pagedSearch(base string, scope int, attrs []string, f func(*goldap.Entry)) error {
+func (d *Directory) pagedSearch(base string, scope int, attrs []string, f func(*goldap.Entry), filter ...string) error {
+	query := "(objectClass=*)"
+	if len(filter) > 0 {
+		query = filter[0]
+	}
 	paging := goldap.NewControlPaging(1000)
 	for {
 		res, err := d.conn.Search(goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases, 0, 0, false,
-			"(objectClass=*)", attrs, []goldap.Control{paging}))
+			query, attrs, []goldap.Control{paging}))
 		if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
 			return nil
 		}
