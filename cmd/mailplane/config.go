@@ -13,8 +13,10 @@ import (
 // config is everything mailplane reads from its environment (DESIGN.md §7). It is read here,
 // in main, and handed to the packages through their constructors.
 type config struct {
-	DatabaseURL   string
-	HTTPAddr      string
+	DatabaseURL string
+	HTTPAddr    string
+	// PolicyAddr is where Postfix's check_policy_service reaches mailplane ("" or "off": not served).
+	PolicyAddr    string
 	LDAPURL       string
 	LDAPBindDN    string
 	LDAPPassword  string
@@ -52,6 +54,7 @@ func configFromEnv() (config, error) {
 	return config{
 		DatabaseURL:    get("DATABASE_URL", "postgres://localhost:5432/mailplane"),
 		HTTPAddr:       get("MAILPLANE_HTTP_ADDR", "127.0.0.1:8080"),
+		PolicyAddr:     get("MAILPLANE_POLICY_ADDR", "127.0.0.1:10040"),
 		LDAPURL:        get("MAILPLANE_LDAP_URL", ""),
 		LDAPBindDN:     get("MAILPLANE_LDAP_BIND_DN", ""),
 		LDAPPassword:   get("MAILPLANE_LDAP_PASSWORD", ""),

@@ -167,6 +167,7 @@ func startServe(t *testing.T) *served {
 	keyFile := filepath.Join(t.TempDir(), "master.key")
 	require.NoError(t, os.WriteFile(keyFile, key, 0o600))
 	t.Setenv("MAILPLANE_MASTER_KEY_FILE", keyFile)
+	t.Setenv("MAILPLANE_POLICY_ADDR", "127.0.0.1:0")
 	// The LDAP projection is tested in its own package; this one is about the Postgres ones.
 	t.Setenv("MAILPLANE_LDAP_URL", "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

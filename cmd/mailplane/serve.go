@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"mailplane/api"
+	"mailplane/api/policy"
 	"mailplane/migrations"
 	"mailplane/projections"
 	"mailplane/projections/ldap"
@@ -110,7 +111,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 
 	if !*noProjections {
 		wg.Add(1)
@@ -168,6 +169,23 @@ func serve(ctx context.Context, e *env, args []string) error {
 			defer c()
 			_ = httpSrv.Shutdown(shutdownCtx)
 		}()
+	}
+
+	if !*noAPI && e.cfg.PolicyAddr != "" && e.cfg.PolicyAddr != "off" {
+		ln, err := net.Listen("tcp", e.cfg.PolicyAddr)
+		if err != nil {
+			return fmt.Errorf("MAILPLANE_POLICY_ADDR: %w", err)
+		}
+		ps := &policy.Server{Recipients: postgres.NewReadModel(pool), Logger: e.logger}
+		e.logger.Info("serving Postfix's policy delegation", "addr", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ps.Serve(ln); err != nil {
+				errc <- err
+			}
+		}()
+		go func() { <-ctx.Done(); _ = ps.Close() }()
 	}
 
 	select {

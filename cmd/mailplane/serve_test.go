@@ -30,6 +30,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "master.key")
 	require.NoError(t, os.WriteFile(keyFile, key, 0o600))
 	t.Setenv("MAILPLANE_MASTER_KEY_FILE", keyFile)
+	t.Setenv("MAILPLANE_POLICY_ADDR", "127.0.0.1:0")
 	// The LDAP projection writes a base of the test's own, not the dev stack's suffix.
 	dir := ldaptest.New(t)
 	t.Setenv("MAILPLANE_LDAP_BASE_DN", dir.Base)
