@@ -42,6 +42,13 @@ func Events() []Event {
 		AliasRemoved{},
 		SessionStarted{},
 		SessionEnded{},
+		VirtualHostAdded{},
+		VirtualHostRemoved{},
+		CertificateInstalled{},
+		CertificateIssued{},
+		CertificateRemoved{},
+		CertificateRequested{},
+		CertificateIssuanceFailed{},
 	}
 }
 

@@ -6,6 +6,8 @@ const (
 	StreamTypeCOS     = "cos"
 	StreamTypeDomain  = "domain"
 	StreamTypeAccount = "account"
+	// StreamTypeVirtualHost: a domain's virtual host and its certificate.
+	StreamTypeVirtualHost = "virtual_host"
 )
 
 // GlobalConfigStreamID is the one stream of the GlobalConfig singleton.
@@ -21,3 +23,8 @@ func DomainStreamID(name string) string { return "domain-" + name }
 // AccountStreamID is the stream of an account. A deleted account's address
 // keeps its stream: creating it again continues the same history.
 func AccountStreamID(addr Address) string { return "account-" + addr.String() }
+
+// VirtualHostStreamID is the stream of a virtual host of a domain (both in A-label form). The
+// domain is part of it: a host name moved to another domain starts a history of its own there,
+// sealed with that domain's key.
+func VirtualHostStreamID(domainName, host string) string { return "vhost-" + domainName + "/" + host }
