@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,11 +65,10 @@ func keyPEM(t testing.TB, k crypto.Signer) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
-var serial int64
+var serial atomic.Int64
 
 func caTemplate(cn string, from, to time.Time) *x509.Certificate {
-	serial++
-	return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+	return &x509.Certificate{SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: cn},
 		NotBefore: from, NotAfter: to, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 }
@@ -127,8 +127,7 @@ func (p *pki) leaf(t testing.TB, o leafOpts) (string, crypto.Signer) {
 	if o.parent == nil {
 		o.parent, o.parentKey = p.inter, p.interKey
 	}
-	serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: o.names[0]},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: o.names[0]},
 		DNSNames: o.names, NotBefore: o.from, NotAfter: o.to, ExtKeyUsage: o.eku,
 		KeyUsage: x509.KeyUsageDigitalSignature, SignatureAlgorithm: o.sigAlg}
 	if o.commonNameOnly {

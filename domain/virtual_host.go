@@ -27,8 +27,13 @@ const (
 	IssuanceFailureWindow = time.Hour
 )
 
+// IssuanceAbandonedAfter is how long an ACME request may stay in flight before a new one may
+// take its place: its job has given up without recording an outcome (its attempts take minutes).
+const IssuanceAbandonedAfter = time.Hour
+
 // RenewBefore is how long before expiry an ACME certificate is renewed (Let's Encrypt's advice
-// for its 90-day certificates). Shorter-lived certificates renew after two thirds of their life.
+// for its 90-day certificates). Certificates that live no more than twice that (Let's Encrypt's
+// coming 45-day and 6-day ones) renew after two thirds of their life.
 const RenewBefore = 30 * 24 * time.Hour
 
 // Renewal backoff: a failed renewal is tried again after an hour, then after twice as long each
@@ -79,10 +84,11 @@ type InstalledCertificate struct {
 }
 
 // RenewalDue is when the certificate should be renewed: RenewBefore before it expires, or after
-// two thirds of its life when it lives less than three times that.
+// two thirds of its life when it lives no more than twice that. (A "90-day" certificate lives
+// 90 days less a second: both Pebble and Let's Encrypt make notAfter inclusive.)
 func (c InstalledCertificate) RenewalDue() time.Time {
 	before := RenewBefore
-	if life := c.NotAfter.Sub(c.NotBefore); life < 3*RenewBefore {
+	if life := c.NotAfter.Sub(c.NotBefore); life <= 2*RenewBefore {
 		before = life / 3
 	}
 	return c.NotAfter.Add(-before)
@@ -390,7 +396,7 @@ func (v VirtualHost) decideRequest(c RequestCertificate) ([]Event, error) {
 		// The renewal job asks for every certificate it finds due; only one that still is, and
 		// whose last failure has waited out its backoff, is renewed.
 		cert := v.Certificate
-		if v.Issuance != nil || cert == nil || cert.Source != SourceACME || c.At.Before(cert.RenewalDue()) ||
+		if v.inFlight(c.At) || cert == nil || cert.Source != SourceACME || c.At.Before(cert.RenewalDue()) ||
 			c.At.Before(v.Renewal.NextAttemptAt) {
 			return nil, nil
 		}
@@ -400,7 +406,7 @@ func (v VirtualHost) decideRequest(c RequestCertificate) ([]Event, error) {
 		}
 		return []Event{ev}, nil
 	}
-	if v.Issuance != nil {
+	if v.inFlight(c.At) {
 		return nil, fmt.Errorf("a certificate for %s is being issued since %s (request %s): %w", v.Host,
 			v.Issuance.RequestedAt.UTC().Format(time.RFC3339), v.Issuance.RequestID, ErrConflict)
 	}
@@ -410,6 +416,11 @@ func (v VirtualHost) decideRequest(c RequestCertificate) ([]Event, error) {
 			MaxIssuanceFailures, v.Host, wait.Round(time.Second))}
 	}
 	return []Event{ev}, nil
+}
+
+// inFlight reports whether an ACME request is in flight at now (and not abandoned).
+func (v VirtualHost) inFlight(now time.Time) bool {
+	return v.Issuance != nil && now.Sub(v.Issuance.RequestedAt) < IssuanceAbandonedAfter
 }
 
 func (v VirtualHost) decideFailure(c RecordIssuanceFailure) ([]Event, error) {

@@ -100,6 +100,8 @@ func TestACMERequestsBackOffAfterThreeFailures(t *testing.T) {
 		require.Equal(t, ChainLong, v.Issuance.Chain)
 		_, err := v.Decide(RequestCertificate{RequestID: "again", At: at})
 		require.ErrorIs(t, err, ErrConflict, "one request at a time")
+		_, err = v.Decide(RequestCertificate{RequestID: "again", At: at.Add(IssuanceAbandonedAfter)})
+		require.NoError(t, err, "unless the one in flight was abandoned")
 		var failed []Event
 		v, failed = decided(t, v, RecordIssuanceFailure{RequestID: id, Errors: []string{"connection refused"}, At: at.Add(time.Second)})
 		require.True(t, failed[0].(CertificateIssuanceFailed).Notify, "a requested issuance always reports")
@@ -187,6 +189,10 @@ func TestRenewalDueAndBackoff(t *testing.T) {
 	t.Parallel()
 	c := InstalledCertificate{CertificateInfo: CertificateInfo{NotBefore: certNow, NotAfter: certNow.Add(6 * 24 * time.Hour)}}
 	require.Equal(t, certNow.Add(4*24*time.Hour), c.RenewalDue(), "short-lived certificates renew after two thirds")
+	c.NotAfter = certNow.Add(90*24*time.Hour - time.Second)
+	require.Equal(t, c.NotAfter.Add(-30*24*time.Hour), c.RenewalDue(), "a 90-day certificate (notAfter inclusive) 30 days before")
+	c.NotAfter = certNow.Add(45 * 24 * time.Hour)
+	require.Equal(t, c.NotAfter.Add(-15*24*time.Hour), c.RenewalDue())
 	var got []time.Duration
 	for n := 1; n <= 7; n++ {
 		got = append(got, renewalBackoff(n))
