@@ -19,7 +19,7 @@ type DomainObjects struct {
 
 // DomainObjects lists everything that belongs to the domain.
 func (r *ReadModel) DomainObjects(ctx context.Context, name string) (DomainObjects, error) {
-	o := DomainObjects{Lists: []string{}, Resources: []string{}, VirtualHosts: []string{}}
+	o := DomainObjects{Lists: []string{}, Resources: []string{}}
 	rows, err := r.db.Query(ctx, `SELECT address FROM rm_accounts WHERE domain = $1 AND NOT deleted ORDER BY address`, name)
 	if err != nil {
 		return o, fmt.Errorf("read model: %w", err)
@@ -33,6 +33,13 @@ func (r *ReadModel) DomainObjects(ctx context.Context, name string) (DomainObjec
 	if err != nil {
 		return o, fmt.Errorf("read model: %w", err)
 	}
-	o.Aliases, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if o.Aliases, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return o, err
+	}
+	rows, err = r.db.Query(ctx, `SELECT host FROM rm_virtual_hosts WHERE domain = $1 AND NOT deleted ORDER BY host`, name)
+	if err != nil {
+		return o, fmt.Errorf("read model: %w", err)
+	}
+	o.VirtualHosts, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	return o, err
 }
