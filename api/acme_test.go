@@ -82,12 +82,22 @@ func TestACMEIssuesAndServes(t *testing.T) {
 	}{{"mail." + dom, "long", 0}, {"webmail." + dom, "short", 1}} {
 		t.Run(tc.chain, func(t *testing.T) {
 			addHost(t, e, admin, dom, tc.host)
-			id := requestACME(t, e, admin, dom, tc.host, tc.chain)
+			key := apitest.Unique("acme-")
+			first := e.Do(t, http.MethodPost, certPath(dom, tc.host)+"/acme", admin, map[string]any{"chain": tc.chain}, "Idempotency-Key", key)
+			require.Equal(t, http.StatusAccepted, first.Status, "%s", first.Body)
+			id := first.JSON(t)["job"].(map[string]any)["id"]
 			if tc.chain == "long" {
-				// One request at a time (the first takes Pebble half a second at least).
+				// A repeat is the first answer; another request waits for the first (which
+				// takes Pebble half a second at least).
+				again := e.Do(t, http.MethodPost, certPath(dom, tc.host)+"/acme", admin, map[string]any{"chain": tc.chain}, "Idempotency-Key", key)
+				require.Equal(t, http.StatusAccepted, again.Status, "%s", again.Body)
+				require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+				require.Equal(t, id, again.JSON(t)["job"].(map[string]any)["id"])
 				p := e.Do(t, http.MethodPost, certPath(dom, tc.host)+"/acme", admin, map[string]any{"chain": "long"}).Problem(t, http.StatusConflict)
 				require.Contains(t, p["detail"], "being issued")
 				require.Equal(t, "pending", status(t, e, admin, dom, tc.host)["issuance"].(map[string]any)["state"])
+				require.Equal(t, []string{"chain"}, e.Do(t, http.MethodPost, certPath(dom, tc.host)+"/acme", admin,
+					map[string]any{"chain": "medium"}).FieldErrors(t))
 			}
 			job := waitJob(t, e, admin, id)
 			require.Equal(t, "succeeded", job["state"], "%v", job)
@@ -122,11 +132,25 @@ func TestACMEIssuesAndServes(t *testing.T) {
 			require.Equal(t, adminAddr, m.Headers["To"], "to whoever asked (the contact only gets renewals)")
 		})
 	}
-	// The outcome is an event; its key is sealed.
+	// The outcome is an event; its key is sealed. So is the mail job's: MailSent on the same stream.
 	var n int
 	require.NoError(t, e.Pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE domain = $1 AND event_type = 'CertificateIssued'
 		AND data->>'private_key_secret' LIKE 'mpenc:v1:%'`, dom).Scan(&n))
 	require.Equal(t, 2, n)
+	require.Equal(t, 2, mailsRecorded(t, e, dom))
+}
+
+// mailsRecorded counts the MailSent events of a domain, once the send_email jobs are done.
+func mailsRecorded(t *testing.T, e *apitest.Env, dom string) int {
+	t.Helper()
+	var n int
+	require.Eventually(t, func() bool {
+		var open int
+		require.NoError(t, e.Pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'send_email' AND finalized_at IS NULL`).Scan(&open))
+		require.NoError(t, e.Pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE domain = $1 AND event_type = 'MailSent'`, dom).Scan(&n))
+		return open == 0
+	}, 30*time.Second, 20*time.Millisecond)
+	return n
 }
 
 func pool(certs ...*x509.Certificate) *x509.CertPool {
@@ -398,6 +422,9 @@ func TestCertificateMailSurvivesSMTPOutage(t *testing.T) {
 	require.Equal(t, "succeeded", waitJob(t, e, admin, mailJob)["state"])
 	time.Sleep(2 * time.Second)
 	require.Len(t, mailtest.To(t, adminAddr), 1, "exactly once")
+	require.Equal(t, 1, mailsRecorded(t, e, dom), "and recorded once")
+	job = e.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d", mailJob), admin, nil).JSON(t)
+	require.Len(t, job["errors"], 1, "one failed attempt, then the one that went through")
 }
 
 // forward accepts on addr and pipes each connection to target, until the test ends.

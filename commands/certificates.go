@@ -184,8 +184,8 @@ func (s *Service) mail(ctx context.Context, tx pgx.Tx, v domain.VirtualHost, iss
 		s.logger.Warn("certificate mail has no recipient: set MAILPLANE_ACME_EMAIL", "host", v.Host, "subject", m.Subject)
 		return nil
 	}
-	m.To, m.Domain = to, v.Domain
-	m.Cause = fmt.Sprintf("%s:%s", domain.VirtualHostStreamID(v.Domain, v.Host), requestID)
+	m.To, m.Stream = to, virtualHostStream(v.Domain, v.Host)
+	m.Cause = fmt.Sprintf("%s:%s", m.Stream.ID, requestID)
 	if issuance != nil {
 		m.RequestedBy = issuance.RequestedBy
 	}

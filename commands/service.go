@@ -75,14 +75,15 @@ type IssueCertificateJob struct {
 	RequestedBy string
 }
 
-// Mail is a notification e-mail. Cause names what it reports (a stream and version), once: a
-// second mail with the same cause is not queued.
+// Mail is a notification e-mail. Cause names what it reports, once: a second mail with the same
+// cause is not queued. Stream, when set, is where the job records the mail as sent
+// (RecordMailSent).
 type Mail struct {
 	To          []string
 	Subject     string
 	Body        string
 	Cause       string
-	Domain      string
+	Stream      eventstore.Stream
 	RequestedBy string
 }
 

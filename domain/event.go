@@ -49,6 +49,7 @@ func Events() []Event {
 		CertificateRemoved{},
 		CertificateRequested{},
 		CertificateIssuanceFailed{},
+		MailSent{},
 	}
 }
 

@@ -73,6 +73,8 @@ func sampleEvents(t *testing.T) []Event {
 			RequestedBy: "admin@example.com", At: t0},
 		CertificateIssuanceFailed{Host: "mail.example.com", RequestID: "r1", Renewal: true, Errors: []string{"dns"},
 			At: t0, NextAttemptAt: &t0, Notify: true, Warned: 7},
+		MailSent{Cause: "vhost-example.com/mail.example.com:r1", To: []string{"admin@example.com"}, Subject: "s",
+			MessageID: "m@example.com", At: t0},
 	}
 }
 

@@ -32,9 +32,12 @@ func (q Queue) IssueCertificate(ctx context.Context, tx pgx.Tx, j commands.Issue
 
 // SendMail implements commands.Jobs.
 func (q Queue) SendMail(ctx context.Context, tx pgx.Tx, m commands.Mail) (int64, error) {
-	row, err := Enqueue(ctx, tx, q.Inserter, SendEmailArgs{To: m.To, Subject: m.Subject, Body: m.Body, Cause: m.Cause},
-		&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}},
-		JobMeta{Domain: m.Domain, RequestedBy: m.RequestedBy})
+	args := SendEmailArgs{To: m.To, Subject: m.Subject, Body: m.Body, Cause: m.Cause}
+	if m.Stream.ID != "" {
+		args.Record = &MailRecord{Stream: m.Stream.ID, StreamType: m.Stream.Type, Domain: m.Stream.Domain}
+	}
+	row, err := Enqueue(ctx, tx, q.Inserter, args, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}},
+		JobMeta{Domain: m.Stream.Domain, RequestedBy: m.RequestedBy})
 	if err != nil {
 		return 0, err
 	}

@@ -62,7 +62,7 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 		if err != nil {
 			return nil, err
 		}
-		if err := river.AddWorkerSafely(ws, &SendEmailWorker{Mailer: mailer}); err != nil {
+		if err := river.AddWorkerSafely(ws, &SendEmailWorker{Mailer: mailer, Commands: cfg.Commands}); err != nil {
 			return nil, fmt.Errorf("workers: %w", err)
 		}
 		if cfg.IdempotencyTTL <= 0 {
