@@ -7,6 +7,7 @@
 #   scripts/bench.sh store      the event store only: (a) pgbench, (b) appends, (c) batches,
 #                               (d) ReadAll vs psql \copy, projection delivery
 #   scripts/bench.sh api        account creation over HTTP only (pgbench again for the ratio)
+#   scripts/bench.sh certs      ACME issuance end to end against Pebble, and lego's bare Obtain
 #   scripts/bench.sh quick      everything with small sizes and short runs (a smoke test; its
 #                               figures mean little)
 #
@@ -15,7 +16,7 @@
 # BENCH_BATCH_EVENTS (400000), BENCH_READ_EVENTS (500000), BENCH_READ_PASSES (3: timed passes
 # over them per page size), BENCH_DELIVERY_EVENTS (100000),
 # BENCH_ACCOUNTS (20000), BENCH_RYW_ACCOUNTS (5000), BENCH_PASSWORD_ACCOUNTS (500),
-# BENCH_CLIENTS (16).
+# BENCH_CLIENTS (16), BENCH_CERT_ISSUES (20: issuances per variant of the certs part).
 #
 # Scratch databases mailplane_bench and mailplane_load are created on the dev stack's server and
 # dropped on exit, as is the mailplane server this script starts.
@@ -28,15 +29,15 @@ export MAILPLANE_DEV_DIR=$DEV
 command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
 cd "$ROOT"
 
-parts=store,api
+parts=store,api,certs
 quick=''
 for a in "$@"; do
 	case $a in
-	store | api) parts=$a ;;
-	all) parts=store,api ;;
+	store | api | certs) parts=$a ;;
+	all) parts=store,api,certs ;;
 	quick) quick=1 ;;
 	*)
-		echo "usage: scripts/bench.sh [store|api|all] [quick]" >&2
+		echo "usage: scripts/bench.sh [store|api|certs|all] [quick]" >&2
 		exit 2
 		;;
 	esac
@@ -46,8 +47,9 @@ want() { [[ ,$parts, == *,$1,* ]]; }
 if [[ -n $quick ]]; then
 	: "${BENCH_PGBENCH_SECONDS:=5}" "${BENCH_APPEND_SECONDS:=3}" "${BENCH_BATCH_EVENTS:=50000}"
 	: "${BENCH_READ_EVENTS:=100000}" "${BENCH_DELIVERY_EVENTS:=20000}" "${BENCH_ACCOUNTS:=2000}"
-	: "${BENCH_RYW_ACCOUNTS:=500}" "${BENCH_PASSWORD_ACCOUNTS:=100}"
+	: "${BENCH_RYW_ACCOUNTS:=500}" "${BENCH_PASSWORD_ACCOUNTS:=100}" "${BENCH_CERT_ISSUES:=3}"
 fi
+CERT_ISSUES=${BENCH_CERT_ISSUES:-20}
 PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-20}
 APPEND_SECONDS=${BENCH_APPEND_SECONDS:-20}
 BATCH_EVENTS=${BENCH_BATCH_EVENTS:-400000}
@@ -394,6 +396,16 @@ if want api; then
 		echo "the server logged errors (first 10):"
 		grep 'level=ERROR' "$TMP/serve.log" | head -n 10
 	fi
+fi
+
+if want certs; then
+	section "certificates: ACME issuance, mailplane end to end vs lego's bare Obtain (Pebble, PEBBLE_VA_NOSLEEP=1), ${CERT_ISSUES}x each"
+	go test -c -o "$TMP/api.test" ./api
+	gobench "$TMP/api.test" api "$TMP/acme.txt" -test.bench '^BenchmarkACMEIssuance$' -test.benchtime "${CERT_ISSUES}x"
+	for v in retry-after=1 pebble-as-is; do
+		row "ACME issuance ($v): mailplane end to end, ratio to bare lego Obtain" \
+			"$(metric "$TMP/acme.txt" s/issuance "$v/mailplane")" "s" "$(metric "$TMP/acme.txt" s/issuance "$v/lego")" info
+	done
 fi
 
 section "summary $STAMP, $(nproc) CPUs"

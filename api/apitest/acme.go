@@ -50,6 +50,9 @@ func pebbleClient(t testing.TB) *http.Client {
 		DisableKeepAlives: true}}
 }
 
+// PebbleTransport reaches Pebble as it answers (see ACMEConfig for the Retry-After the tests add).
+func PebbleTransport(t testing.TB) http.RoundTripper { return pebbleClient(t).Transport }
+
 // PebbleRoot returns the root Pebble issues under: n = 0 for its default chain, 1 for the
 // alternate one (the stack starts it with PEBBLE_ALTERNATE_ROOTS=1). Pebble makes new roots at
 // every start.
