@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -21,6 +22,7 @@ import (
 	"mailplane/eventstore/keyring"
 	"mailplane/migrations/testdb"
 	"mailplane/workers"
+	"mailplane/workers/mailtest"
 )
 
 // certBundle is a command service over a fresh database, with a domain and a virtual host.
@@ -119,4 +121,39 @@ func TestIssueCertificateRetriesAnUnreachableCA(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "CertificateIssuanceFailed", events[len(events)-1].Type)
 	require.Len(t, events, 3, "added, requested, failed once")
+}
+
+// A certificate mail is recorded as sent on the host's stream once; an attempt that runs again
+// after that (its answer lost) sends nothing.
+func TestSentMailIsRecordedOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newCertBundle(t)
+	mailer, err := workers.NewMailer(workers.MailerConfig{Addr: mailtest.SMTPAddr(t), From: "mailplane@mailplane.test"})
+	require.NoError(t, err)
+	w := &workers.SendEmailWorker{Mailer: mailer, Commands: b.svc}
+	to := unique("once-") + "@example.test"
+	stream := domain.VirtualHostStreamID(b.domain, b.host)
+	args := workers.SendEmailArgs{To: []string{to}, Subject: "s", Body: "b", Cause: stream + ":r1",
+		Record: &workers.MailRecord{Stream: stream, StreamType: domain.StreamTypeVirtualHost, Domain: b.domain}}
+	job := &river.Job[workers.SendEmailArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1, MaxAttempts: 25}, Args: args}
+	require.NoError(t, w.Work(ctx, job))
+	job.Attempt = 2
+	require.NoError(t, w.Work(ctx, job))
+	mailtest.WaitFor(t, to, 1, 30*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	require.Len(t, mailtest.To(t, to), 1)
+	events, err := b.store.Load(ctx, stream, eventstore.LoadOptions{})
+	require.NoError(t, err)
+	var sent int
+	for _, e := range events {
+		if e.Type == "MailSent" {
+			sent++
+		}
+	}
+	require.Equal(t, 1, sent)
+	out, err := b.svc.RecordMailSent(ctx, eventstore.Stream{ID: stream, Type: domain.StreamTypeVirtualHost, Domain: b.domain},
+		domain.MailSent{Cause: args.Cause})
+	require.NoError(t, err)
+	require.False(t, out.Appended(), "recorded once per cause")
 }
