@@ -162,7 +162,8 @@ type AddVirtualHost struct {
 type RemoveVirtualHost struct{}
 
 // InstallCertificate installs a custom certificate. The decision verifies Files itself;
-// PrivateKeySecret is the check's PrivateKeyPEM sealed by the caller.
+// PrivateKeySecret is the check's PrivateKeyPEM sealed by the caller. An ACME request in
+// flight is abandoned: its result will not replace this certificate.
 type InstallCertificate struct {
 	Files            CertificateFiles
 	PrivateKeySecret string
@@ -497,9 +498,11 @@ func (v VirtualHost) Evolve(e Event) VirtualHost {
 	case VirtualHostRemoved:
 		return VirtualHost{Failures: v.Failures}
 	case CertificateInstalled:
+		// The administrator's certificate wins over an ACME request still in flight, whose
+		// job then finds nothing to record: a late result must not replace it.
 		v.Certificate = ev.installed(SourceCustom, ev.At)
 		v.Certificate.RequestedBy = ev.By
-		v.LastFailure, v.Renewal = nil, RenewalState{Warned: -1}
+		v.Issuance, v.LastFailure, v.Renewal = nil, nil, RenewalState{Warned: -1}
 	case CertificateIssued:
 		c := ev.installed(SourceACME, ev.At)
 		c.Chain = ev.Chain

@@ -179,8 +179,11 @@ func TestRenewal(t *testing.T) {
 	require.Equal(t, "admin@example.com", v.Certificate.RequestedBy)
 	require.Nil(t, v.LastFailure)
 
-	// A custom certificate is never renewed.
+	// A custom certificate is never renewed, and wins over a request in flight.
+	v, _ = decided(t, v, RequestCertificate{RequestID: "late", At: at.Add(2 * time.Hour)})
 	v, _ = decided(t, v, InstallCertificate{Files: validFiles(t, 90*24*time.Hour), At: certNow})
+	_, events = decided(t, v, RecordIssued{RequestID: "late", Files: validFiles(t, 90*24*time.Hour), At: certNow})
+	require.Empty(t, events, "the late ACME result is dropped")
 	_, events = decided(t, v, RequestCertificate{RequestID: "x", Renewal: true, At: cert.NotAfter})
 	require.Empty(t, events)
 }
