@@ -49,13 +49,16 @@ type Config struct {
 // NewClient returns a River client. With run false it only inserts jobs (an API-only process);
 // with run true it also works them once started.
 func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*river.Client[pgx.Tx], error) {
-	rc := &river.Config{Logger: logger}
+	if cfg.FetchCooldown <= 0 {
+		cfg.FetchCooldown = 50 * time.Millisecond
+	}
+	// An inserting client wakes the working ones with at most one notification per queue and
+	// FetchCooldown (River coalesces the rest, which then wait for the 1 s poll): the same bound
+	// on both sides.
+	rc := &river.Config{Logger: logger, FetchCooldown: cfg.FetchCooldown}
 	if run {
 		if cfg.MaxWorkers <= 0 {
 			cfg.MaxWorkers = 10
-		}
-		if cfg.FetchCooldown <= 0 {
-			cfg.FetchCooldown = 50 * time.Millisecond
 		}
 		ws := river.NewWorkers()
 		mailer, err := NewMailer(cfg.Mailer)
@@ -93,7 +96,6 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 			rc.PeriodicJobs = append(rc.PeriodicJobs, periodic("renew_certificates", RenewInterval, RenewCertificatesArgs{}))
 		}
 		rc.Workers = ws
-		rc.FetchCooldown = cfg.FetchCooldown
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)
