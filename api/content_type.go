@@ -13,6 +13,8 @@ import (
 const (
 	mediaJSON       = "application/json"
 	mediaMergePatch = "application/merge-patch+json"
+	// mediaMultipart is taken by the certificate uploads (verify and install) besides JSON.
+	mediaMultipart = "multipart/form-data"
 	// acceptPatch lists the PATCH media types (RFC 5789 §3.1), the one PATCH means first.
 	acceptPatch = mediaMergePatch + ", " + mediaJSON
 )
@@ -31,13 +33,19 @@ func (s *Server) requireJSON(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if !hasBody(r) || acceptedMediaType(r.Method, r.Header.Get("Content-Type")) {
+		upload := isCertificateUpload(r)
+		if !hasBody(r) || acceptedMediaType(r.Method, r.Header.Get("Content-Type")) ||
+			upload && isMultipart(r.Header.Get("Content-Type")) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		// RFC 9110 §15.5.16: Accept says which media types would have been accepted.
 		w.Header().Set("Accept", mediaJSON)
 		detail := "request bodies are " + mediaJSON
+		if upload {
+			w.Header().Set("Accept", mediaJSON+", "+mediaMultipart)
+			detail = "certificate uploads are " + mediaJSON + " or " + mediaMultipart
+		}
 		if r.Method == http.MethodPatch {
 			w.Header().Set("Accept-Patch", acceptPatch)
 			detail = "PATCH bodies are " + mediaMergePatch + " or " + mediaJSON
@@ -49,6 +57,22 @@ func (s *Server) requireJSON(next http.Handler) http.Handler {
 		writeProblem(w, errorf(http.StatusUnsupportedMediaType, "unsupported-media-type",
 			"%s (UTF-8); this one's Content-Type is %q", detail, ct))
 	})
+}
+
+// isCertificateUpload reports whether r is one of the two requests that take a certificate's
+// files, which a form may upload: POST …/certificate/verify and PUT …/certificate.
+func isCertificateUpload(r *http.Request) bool {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/api/v1/domains/") || !strings.Contains(p, "/virtual-hosts/") {
+		return false
+	}
+	return r.Method == http.MethodPost && strings.HasSuffix(p, "/certificate/verify") ||
+		r.Method == http.MethodPut && strings.HasSuffix(p, "/certificate")
+}
+
+func isMultipart(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	return err == nil && mt == mediaMultipart && params["boundary"] != ""
 }
 
 // acceptedMediaType reports whether a body of Content-Type ct is JSON this method takes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"mailplane/commands"
 	"mailplane/domain"
@@ -21,6 +22,8 @@ func (s *Server) mapError(err error) *Error {
 		inUseP  *domain.InUseError
 		taken   *commands.AddressTakenError
 		limited *commands.RateLimitedError
+		later   *domain.RetryLaterError
+		badCert *domain.CertificateInvalidError
 	)
 	switch {
 	case errors.As(err, &ve):
@@ -32,12 +35,21 @@ func (s *Server) mapError(err error) *Error {
 	case errors.As(err, &limited):
 		return &Error{Status: http.StatusTooManyRequests, Type: "rate-limited", Detail: limited.Error(),
 			RetryAfter: int(limited.RetryAfter.Seconds()), Extra: map[string]any{"retry_after": int(limited.RetryAfter.Seconds())}}
+	case errors.As(err, &badCert):
+		return &Error{Status: http.StatusBadRequest, Type: "certificate-invalid",
+			Detail: "the certificate does not verify; problems lists what to fix", Extra: map[string]any{"problems": badCert.Problems}}
+	case errors.As(err, &later):
+		secs := int((later.RetryAfter + time.Second - 1) / time.Second)
+		return &Error{Status: http.StatusTooManyRequests, Type: "rate-limited", Detail: later.Error(),
+			RetryAfter: secs, Extra: map[string]any{"retry_after": secs}}
 	case errors.As(err, &inUse):
 		return &Error{Status: http.StatusConflict, Type: "in-use", Detail: err.Error(), Extra: map[string]any{"users": inUse.Users}}
 	case errors.As(err, &inUseP):
 		return &Error{Status: http.StatusConflict, Type: "in-use", Detail: err.Error(), Extra: map[string]any{"users": inUseP.Users}}
 	case errors.As(err, &taken):
 		return &Error{Status: http.StatusConflict, Type: "address-taken", Detail: err.Error()}
+	case errors.Is(err, commands.ErrNoCertificate):
+		return &Error{Status: http.StatusNotFound, Type: "not-found", Detail: err.Error()}
 	case errors.Is(err, commands.ErrPreconditionFailed):
 		return &Error{Status: http.StatusPreconditionFailed, Type: "precondition-failed", Detail: err.Error()}
 	case errors.Is(err, domain.ErrNotFound):

@@ -57,4 +57,20 @@ func TestJobsShowStateAndProgressToWhoMaySeeThem(t *testing.T) {
 	require.Equal(t, "failed", job["state"])
 	require.Equal(t, []any{"smtp down"}, job["errors"])
 	require.NotNil(t, job["finished_at"])
+
+	// Failed once and due again soon: River keeps it available, the API says retrying.
+	_, err = e.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', finalized_at = NULL WHERE id = $1`, row.ID)
+	require.NoError(t, err)
+	require.Equal(t, "retrying", e.Do(t, http.MethodGet, path, e.AdminToken, nil).JSON(t)["state"])
+	// A worker that gave up for good (river.JobCancel) failed the job; a cancel from outside
+	// leaves no such error and is a cancel.
+	_, err = e.Pool.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now(),
+		errors = ARRAY['{"at":"2026-12-01T00:00:00Z","attempt":1,"error":"JobCancelError: the CA refused","trace":""}'::jsonb] WHERE id = $1`, row.ID)
+	require.NoError(t, err)
+	job = e.Do(t, http.MethodGet, path, e.AdminToken, nil).JSON(t)
+	require.Equal(t, "failed", job["state"])
+	require.Equal(t, []any{"the CA refused"}, job["errors"])
+	_, err = e.Pool.Exec(ctx, `UPDATE river_job SET errors = '{}' WHERE id = $1`, row.ID)
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", e.Do(t, http.MethodGet, path, e.AdminToken, nil).JSON(t)["state"])
 }

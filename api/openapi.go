@@ -36,6 +36,8 @@ type apiRoute struct {
 	Idempotent bool
 	// Body is the request body's oaSchema name; "" for none.
 	Body string
+	// Form, when set, is the oaSchema of a multipart/form-data body taken besides Body's JSON.
+	Form string
 	// Status is the success status; Result its body's oaSchema name ("" for no body) and
 	// ResultType its media type when not application/json.
 	Status     int
@@ -43,6 +45,8 @@ type apiRoute struct {
 	ResultType string
 	// ETag: the success response carries the object's ETag.
 	ETag bool
+	// Headers are components.headers the success response carries besides the usual ones.
+	Headers []string
 	// Problems lists problem statuses beyond those every operation of its kind can answer
 	// (see problems).
 	Problems []int
@@ -62,7 +66,20 @@ const (
 	tagResources = "resources"
 	// tagOperations: what operators run the service with.
 	tagOperations = "operations"
+	// tagVirtualHosts: virtual hosts and their TLS certificates.
+	tagVirtualHosts = "virtual-hosts"
 )
+
+// certificateProblemList documents the verification problem codes (domain.CertificateProblemCodes).
+const certificateProblemList = "Problem codes: certificate_missing, certificate_not_pem, certificate_wrong_type, " +
+	"certificate_malformed, certificate_extra_blocks; ca_chain_missing, ca_chain_not_pem, ca_chain_wrong_type, " +
+	"ca_chain_malformed, ca_chain_too_long; private_key_missing, private_key_not_pem, private_key_wrong_type, " +
+	"private_key_malformed, private_key_encrypted, private_key_extra_blocks; key_mismatch, key_too_weak (RSA under " +
+	"2048 bits, EC under P-256), key_unsupported (neither RSA nor ECDSA), weak_signature (SHA-1, MD5); " +
+	"host_not_covered (the host is not among the subject alternative names; a wildcard covers one label), expired, " +
+	"not_yet_valid, not_for_servers (extended key usage without serverAuth); chain_broken (the certificate, or a CA " +
+	"certificate, was not signed by the next), chain_unused (a ca_chain certificate off the path), chain_expired. " +
+	"docs/operations.md says what to do about each."
 
 var listQuery = []string{"q", "status", "limit", "cursor"}
 
@@ -285,11 +302,78 @@ var apiRoutes = []apiRoute{
 		IfMatch:     true, Idempotent: true, Body: "AliasRequest", Status: 201, Result: "Resource", ETag: true, Problems: []int{409}},
 	{Method: http.MethodDelete, Path: "/api/v1/resources/{address}/aliases/{alias}", ID: "removeResourceAlias", Tag: tagResources,
 		Summary: "Remove an alias from a resource", IfMatch: true, Status: 204, Problems: []int{409}},
+	// Virtual hosts and certificates.
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/virtual-hosts", ID: "listVirtualHosts", Tag: tagVirtualHosts,
+		Summary:     "List a domain's virtual hosts by name, with their certificates' status",
+		Description: "Administrators of the domain. q filters by substring of the host name; status is ignored.",
+		Query:       []string{"q", "limit", "cursor"}, Status: 200, Result: "VirtualHostPage"},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/virtual-hosts", ID: "addVirtualHost", Tag: tagVirtualHosts,
+		Summary: "Add a virtual host: another name under which the domain's users reach it",
+		Description: "Administrators of the domain. The host follows the domain name rules (Unicode accepted, stored as " +
+			"IDNA A-labels) and is unique across all domains (409 already-exists). A host that is, or lies under, " +
+			"another domain hosted here is refused (400 on host): that tenant's DNS points at this service. " +
+			"To use the virtual host, the name must be registered with an A record on the domain's DNS, pointing " +
+			"at the proxy that serves it; users may then reach the domain with just their user names, and ACME " +
+			"validation (HTTP-01, port 80) goes through that record too.",
+		Idempotent: true, Body: "VirtualHostCreate", Status: 201, Result: "VirtualHost", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}", ID: "getVirtualHost", Tag: tagVirtualHosts,
+		Summary: "A virtual host with its certificate's status", Description: "Administrators of the domain.",
+		Status: 200, Result: "VirtualHost", ETag: true},
+	{Method: http.MethodDelete, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}", ID: "removeVirtualHost", Tag: tagVirtualHosts,
+		Summary:     "Remove a virtual host and its certificate; the name is free again",
+		Description: "Administrators of the domain. An ACME request in flight records nothing once the host is gone.",
+		IfMatch:     true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}/certificate/verify", ID: "verifyCertificate", Tag: tagVirtualHosts,
+		Summary: "Check a custom certificate for the host without installing it",
+		Description: "Administrators of the domain. PEM text as JSON, or the three files as a multipart/form-data " +
+			"upload with parts certificate, ca_chain and private_key. Always 200 for a host that exists: bad input is a " +
+			"problem in problems, never an error. valid is true when problems is empty: the key matches the " +
+			"certificate, a path leads from it through ca_chain (each signed by the next; the root may be left out), " +
+			"the host is among its names, its dates hold now, the key is RSA 2048+ or ECDSA P-256+, and every text " +
+			"holds what it should and nothing else. " + certificateProblemList,
+		Body: "CertificateFiles", Form: "CertificateUpload", Status: 200, Result: "CertificateVerification"},
+	{Method: http.MethodPut, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}/certificate", ID: "installCertificate", Tag: tagVirtualHosts,
+		Summary: "Install a custom certificate for the host (it must verify)",
+		Description: "Administrators of the domain. The same body as verify (JSON or multipart/form-data). A certificate " +
+			"that does not verify is refused with 400 (type certificate-invalid) whose problems list every problem, " +
+			"as verify names them. The private key is stored only sealed with the domain's key (destroyed with the " +
+			"domain), never returned, and redacted in history. Replaces the certificate installed before, ACME or not; " +
+			"a custom certificate is not renewed automatically.",
+		IfMatch: true, Body: "CertificateFiles", Form: "CertificateUpload", Status: 200, Result: "CertificateStatus", ETag: true,
+		Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}/certificate", ID: "getCertificate", Tag: tagVirtualHosts,
+		Summary: "The host's certificate status: issuer, expiry, chain length, source, renewal due date, ACME progress",
+		Description: "Administrators of the domain. status: none, valid, renewal_due (an ACME certificate past its " +
+			"renewal due date, 30 days before expiry), expired. issuance is the ACME request in flight; last_failure the " +
+			"latest failed one (until a certificate is installed); retry_after the seconds before a new ACME request " +
+			"is accepted (0: now).",
+		Status: 200, Result: "CertificateStatus", ETag: true},
+	{Method: http.MethodDelete, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}/certificate", ID: "removeCertificate", Tag: tagVirtualHosts,
+		Summary:     "Remove the host's certificate",
+		Description: "Administrators of the domain. 404 when none is installed. An ACME certificate is no longer renewed.",
+		IfMatch:     true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}/certificate/download", ID: "downloadCertificate", Tag: tagVirtualHosts,
+		Summary: "The installed certificate bundle: the certificate, then its CA chain (PEM, application/x-pem-file)",
+		Description: "Administrators of the domain. Never the private key. Content-Disposition names a file <host>.pem. " +
+			"404 when no certificate is installed.",
+		Status: 200, Result: "PEMBundle", ResultType: mediaPEM, ETag: true, Headers: []string{"ContentDisposition"}},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}/certificate/acme", ID: "requestACMECertificate", Tag: tagVirtualHosts,
+		Summary: "Issue a certificate for the host through ACME (Let's Encrypt): a job",
+		Description: "Administrators of the domain. Answers 202 with the job (kind issue_certificate) that validates the " +
+			"host over HTTP-01 and installs the certificate; an e-mail to the requester reports success (with the expiry " +
+			"and what to do next) or failure (with each error to fix). The job ends succeeded with a certificate, or " +
+			"failed with the CA's error: a refused validation is not retried, an unreachable CA is, with backoff. chain: " +
+			"long (default) keeps the CA's default chain with its intermediate; short asks for the CA's alternate chain " +
+			"(ending at the configured root), and the default one is kept when the CA offers none. 409 while a request " +
+			"for the host is in flight. After 3 failures for the host within an hour, 429 with Retry-After and " +
+			"retry_after until the oldest is an hour old (as Let's Encrypt limits failed validations). The certificate " +
+			"renews itself 30 days before expiry; a renewal e-mail reports each outcome.",
+		Idempotent: true, Body: "ACMERequest", Status: 202, Result: "JobAccepted", Problems: []int{409, 429}},
 
 	// Jobs.
 	{Method: http.MethodGet, Path: "/api/v1/jobs/{id}", ID: "getJob", Tag: tagOperations,
 		Summary:     "Follow a job that a request answered 202 for",
-		Description: "Global administrators see every job, a domain's administrators its domain's, and whoever asked for a job sees it. state: queued, running, retrying (failed, tried again with backoff), succeeded, failed (given up), cancelled. progress counts done out of total, in the job's own unit (objects removed, entries synced).",
+		Description: "Global administrators see every job, a domain's administrators its domain's, and whoever asked for a job sees it. state: queued, running, retrying (failed, tried again with backoff), succeeded, failed (given up: out of attempts, or the work cannot succeed, e.g. the CA refused), cancelled (from outside). progress counts done out of total, in the job's own unit (objects removed, entries synced).",
 		Status:      200, Result: "Job", Problems: []int{404}},
 
 	// Operations.
@@ -321,7 +405,7 @@ var problemResponses = map[int]problemResponse{
 	413: {"PayloadTooLarge", "The request body is over 1 MiB", nil},
 	415: {"UnsupportedMediaType", "The request has a body whose Content-Type is not application/json (UTF-8); Accept names the one accepted. Nothing was changed.", []string{"Accept"}},
 	422: {"UnprocessableContent", "The Idempotency-Key was already used for a different request", nil},
-	429: {"TooManyRequests", "Too many failed logins; retry after Retry-After seconds (also retry_after)", []string{"RetryAfter"}},
+	429: {"TooManyRequests", "Too many failed logins, or too many failed certificate requests for the host; retry after Retry-After seconds (also retry_after)", []string{"RetryAfter"}},
 	500: {"InternalServerError", "An unexpected failure; it is logged with the request id", nil},
 	501: {"NotImplemented", "This server cannot do this yet (not-implemented-yet): the detail says what is missing", nil},
 	503: {"ServiceUnavailable", "The request timed out, a domain's directory could not be reached, or the change was saved but the read models have not caught up yet; retry after Retry-After seconds", []string{"RetryAfter"}},
@@ -400,6 +484,7 @@ var pathParamDescriptions = map[string]string{
 	"owner":   "Owner address, any case",
 	"name":    "Class of service name, any case",
 	"id":      "Session id",
+	"host":    "Virtual host name, in A-label or Unicode form, any case",
 }
 
 func oaRef(kind, name string) map[string]any {
@@ -441,6 +526,9 @@ func (rt apiRoute) operation() map[string]any {
 		if rt.Method == http.MethodPatch {
 			content[mediaMergePatch] = body // what a PATCH body is; application/json is taken too
 		}
+		if rt.Form != "" {
+			content[mediaMultipart] = map[string]any{"schema": oaRef("schemas", rt.Form)}
+		}
 		op["requestBody"] = map[string]any{"required": true, "content": content}
 	}
 
@@ -464,6 +552,12 @@ func (rt apiRoute) operation() map[string]any {
 	}
 	if rt.Status == http.StatusCreated {
 		headers["Location"] = oaRef("headers", "Location")
+	}
+	if rt.Status == http.StatusAccepted {
+		headers["Location"] = oaRef("headers", "JobLocation")
+	}
+	for _, h := range rt.Headers {
+		headers[openAPIHeaders[h].name] = oaRef("headers", h)
 	}
 	if rt.Idempotent {
 		headers["Idempotent-Replayed"] = oaRef("headers", "IdempotentReplayed")
@@ -498,7 +592,10 @@ var openAPIHeaders = map[string]openAPIHeader{
 	"ETag": {"ETag", "The object's version, for If-Match", true, oaSchema{"type": "string", "pattern": `^"[0-9]+"$`}},
 	"ETagUnlessReplayed": {"ETag", "The object's version, for If-Match; absent from a replayed response (Idempotent-Replayed)",
 		false, oaSchema{"type": "string", "pattern": `^"[0-9]+"$`}},
-	"Location":           {"Location", "Path of the created object", true, oaSchema{"type": "string", "format": "uri-reference"}},
+	"Location": {"Location", "Path of the created object", true, oaSchema{"type": "string", "format": "uri-reference"}},
+	"JobLocation": {"Location", "Path of the job (GET /api/v1/jobs/{id}); absent from a replayed response (Idempotent-Replayed)",
+		false, oaSchema{"type": "string", "format": "uri-reference"}},
+	"ContentDisposition": {"Content-Disposition", `attachment; filename="<host>.pem"`, true, oaSchema{"type": "string"}},
 	"IdempotentReplayed": {"Idempotent-Replayed", "true when this is the stored response of an earlier request with the same Idempotency-Key", false, oaSchema{"type": "string", "enum": []string{"true"}}},
 	"RetryAfter":         {"Retry-After", "Seconds to wait before trying again", true, oaSchema{"type": "integer", "minimum": 0}},
 	"WWWAuthenticate": {"WWW-Authenticate", `The bearer challenge (RFC 6750): Bearer realm="mailplane", with error="invalid_token" when a token was sent`,
@@ -820,6 +917,44 @@ func openAPISchemas() oaSchema {
 			"Merge patch: a key set to a string sets it, a key set to null is removed, others stay; \"attributes\": null removes all")),
 	}
 
+	nullString := func(desc string) oaSchema { return oaNullable(oaString(desc)) }
+	nullTime := func(desc string) oaSchema {
+		return oaSchema{"type": []string{"string", "null"}, "format": "date-time", "description": desc}
+	}
+	certInfo := oaSchema{
+		"subject":            nullString("Subject DN (RFC 2253)"),
+		"issuer":             nullString("Issuer DN"),
+		"sans":               oaSchema{"type": []string{"array", "null"}, "items": oaString(""), "description": "Subject alternative names"},
+		"serial":             nullString("Serial number, hex"),
+		"fingerprint_sha256": nullString("SHA-256 of the certificate, hex"),
+		"key_type":           nullString("RSA-<bits> or EC-<curve>"),
+		"not_before":         nullTime(""),
+		"not_after":          nullTime("Expiry"),
+		"chain_length":       oaSchema{"type": []string{"integer", "null"}, "description": "CA certificates served after the certificate"},
+		"chain_root":         nullString("The root the chain ends at (its subject, or the issuer of the last certificate when the root is left out)"),
+	}
+	certStatus := withMembers(certInfo, oaSchema{
+		"host":                    oaString(""),
+		"status":                  oaEnum("none: no certificate; renewal_due: an ACME certificate past its renewal due date", "none", "valid", "renewal_due", "expired"),
+		"source":                  oaNullable(oaEnum("custom: installed by an administrator; acme: issued through ACME", "custom", "acme")),
+		"installed_at":            nullTime(""),
+		"renewal_due_at":          nullTime("When an ACME certificate renews: 30 days before expiry (after two thirds of a shorter life); null for custom ones"),
+		"renewal_failures":        oaInteger("Failed renewals of the current certificate"),
+		"next_renewal_attempt_at": nullTime("When a failed renewal is tried again (backoff: 1 h, doubling, at most a day)"),
+		"issuance": oaSchema{"description": "The ACME request in flight", "oneOf": []any{oaSchema{"type": "null"},
+			oaObject([]string{"state", "request_id", "chain", "renewal", "requested_at", "requested_by"}, oaSchema{
+				"state": oaEnum("", "pending"), "request_id": oaString(""), "chain": oaEnum("", "long", "short"),
+				"renewal": oaBool(""), "requested_at": oaDateTime(""), "requested_by": oaString("An address, or system:certificate-renewal"),
+			})}},
+		"last_failure": oaSchema{"description": "The latest failed ACME request, until a certificate is installed", "oneOf": []any{oaSchema{"type": "null"},
+			oaObject([]string{"at", "renewal", "errors"}, oaSchema{
+				"at": oaDateTime(""), "renewal": oaBool(""), "errors": oaArray(oaString("The CA's error")),
+			})}},
+		"failures_last_hour": oaInteger("Failed ACME requests for the host within the last hour"),
+		"retry_after":        oaInteger("Seconds before a new ACME request is accepted; 0: now"),
+		"version":            version,
+	})
+
 	schemas := oaSchema{
 		"Problem": oaSchema{
 			"type":        "object",
@@ -833,6 +968,7 @@ func openAPISchemas() oaSchema {
 				"errors":      oaArray(oaSchemaRef("FieldError")),
 				"users":       oaArray(oaString("For in-use: what still uses the object")),
 				"retry_after": oaInteger("For rate-limited: seconds to wait"),
+				"problems":    oaArray(oaSchemaRef("CertificateProblem")),
 				"checks":      oaMap(oaString(""), "For not-ready: the detail of each check"),
 			},
 		},
@@ -900,7 +1036,33 @@ func openAPISchemas() oaSchema {
 			"prev_hash": oaString("Hex SHA-256 of the previous event of the stream"),
 			"hash":      oaString("Hex SHA-256 over prev_hash and the canonical event"),
 		}),
-		"HistoryPage": oaPage("HistoryEvent"),
+		"HistoryPage":       oaPage("HistoryEvent"),
+		"VirtualHostCreate": oaClosed([]string{"host"}, oaSchema{"host": oaString("Host name; Unicode accepted, stored as IDNA A-labels")}),
+		"VirtualHost": oaObject([]string{"host", "unicode_host", "domain", "certificate", "version", "created_at", "updated_at"}, oaSchema{
+			"host": oaString("A-label form"), "unicode_host": oaString(""), "domain": oaString(""),
+			"certificate": oaSchemaRef("CertificateStatus"), "version": version,
+			"created_at": oaDateTime(""), "updated_at": oaDateTime(""),
+		}),
+		"VirtualHostPage":    oaPage("VirtualHost"),
+		"CertificateProblem": oaObject([]string{"code", "message"}, oaSchema{"code": oaString("Stable code (see verifyCertificate)"), "message": oaString("What is wrong and what to do")}),
+		"CertificateFiles": oaClosed(nil, oaSchema{
+			"certificate": oaString("The server certificate, PEM"),
+			"ca_chain":    oaString("The CA certificates that signed it (intermediates; the root may be left out), PEM"),
+			"private_key": secret("Its private key, PEM (PKCS #8, PKCS #1 or SEC 1), unencrypted"),
+		}),
+		"CertificateUpload": oaClosed(nil, oaSchema{
+			"certificate": oaString("The server certificate file (PEM)"),
+			"ca_chain":    oaString("The CA chain file (PEM)"),
+			"private_key": oaString("The private key file (PEM)"),
+		}),
+		"CertificateVerification": oaObject(append([]string{"valid", "problems"}, slices.Sorted(maps.Keys(certInfo))...),
+			withMembers(certInfo, oaSchema{
+				"valid":    oaBool("true when problems is empty"),
+				"problems": oaArray(oaSchemaRef("CertificateProblem")),
+			})),
+		"CertificateStatus": oaObject(slices.Sorted(maps.Keys(certStatus)), certStatus),
+		"ACMERequest":       oaClosed(nil, oaSchema{"chain": oaEnum("long (default): the CA's default chain, with its intermediate; short: the CA's alternate chain", "long", "short")}),
+		"PEMBundle":         oaString("PEM certificates: the server certificate, then its CA chain"),
 		"DeletionPreview": oaObject([]string{"accounts", "lists", "resources", "aliases", "virtual_hosts"}, oaSchema{
 			"accounts": oaArray(oaString("")), "lists": oaArray(oaString("")), "resources": oaArray(oaString("")),
 			"aliases": oaArray(oaString("")), "virtual_hosts": oaArray(oaString("")),
@@ -1035,6 +1197,13 @@ func resourceSchemas(version oaSchema) oaSchema {
 	}
 }
 
+// withMembers returns a copy of props with more members.
+func withMembers(props, more oaSchema) oaSchema {
+	out := maps.Clone(props)
+	maps.Copy(out, more)
+	return out
+}
+
 // accountCreateSchema is a new account: address or local_part (both when they agree), and a
 // password or a hash of one, not both.
 func accountCreateSchema(props oaSchema) oaSchema {
@@ -1094,7 +1263,7 @@ func openAPIDocument() oaSchema {
 		"tags": []oaSchema{
 			{"name": tagService}, {"name": tagAuth}, {"name": tagConfig}, {"name": tagCOS},
 			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions}, {"name": tagLists}, {"name": tagResources},
-			{"name": tagOperations},
+			{"name": tagVirtualHosts}, {"name": tagOperations},
 		},
 		// Relative: the API is wherever this document is served from, under /api/v1 but for
 		// the service endpoints at the root.

@@ -50,6 +50,8 @@ type Deps struct {
 	Jobs interface {
 		Lookup(ctx context.Context, id int64) (workers.Job, error)
 	}
+	// Now is the clock certificate statuses are judged by (default time.Now).
+	Now func() time.Time
 }
 
 // Server serves the API.
@@ -69,6 +71,9 @@ func NewServer(deps Deps, cfg Config) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	s := &Server{Deps: deps, cfg: cfg}
 	r := mux.NewRouter()
@@ -96,6 +101,7 @@ func NewServer(deps Deps, cfg Config) *Server {
 	s.routeResources(authed)
 	s.routeProjections(authed)
 	s.routeJobs(authed)
+	s.routeVirtualHosts(authed)
 	s.router = r
 	return s
 }
@@ -126,6 +132,8 @@ func (s *Server) problems(r *mux.Router) {
 		writeProblem(w, errorf(http.StatusMethodNotAllowed, "method-not-allowed", "%s is not allowed on %s", req.Method, req.URL.Path))
 	})
 }
+
+func (s *Server) now() time.Time { return s.Deps.Now() }
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.router }

@@ -33,6 +33,8 @@ type Service struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	limiter LoginLimits
+	jobs    Jobs
+	contact string
 }
 
 // Deps are the service's collaborators.
@@ -46,7 +48,47 @@ type Deps struct {
 	Now func() time.Time
 	// LoginLimits default to DefaultLoginLimits.
 	LoginLimits LoginLimits
+	// Jobs enqueues the jobs commands cause (workers.Queue); commands that start a job fail
+	// without it.
+	Jobs Jobs
+	// CertificateContact receives certificate mail nobody else would get (a request by an
+	// actor that is no address) and a copy of every renewal's: the operator's ACME contact.
+	CertificateContact string
 }
+
+// Jobs enqueues jobs in the transaction of the command that causes them. It is implemented in
+// workers (which imports this package, so the dependency points this way).
+type Jobs interface {
+	// IssueCertificate queues the ACME issuance of a requested certificate.
+	IssueCertificate(ctx context.Context, tx pgx.Tx, job IssueCertificateJob) (jobID int64, err error)
+	// SendMail queues a notification e-mail.
+	SendMail(ctx context.Context, tx pgx.Tx, mail Mail) (jobID int64, err error)
+}
+
+// IssueCertificateJob is an ACME request to carry out: the CertificateRequested event's.
+type IssueCertificateJob struct {
+	Domain      string
+	Host        string
+	RequestID   string
+	Chain       string
+	Renewal     bool
+	RequestedBy string
+}
+
+// Mail is a notification e-mail. Cause names what it reports, once: a second mail with the same
+// cause is not queued. Stream, when set, is where the job records the mail as sent
+// (RecordMailSent).
+type Mail struct {
+	To          []string
+	Subject     string
+	Body        string
+	Cause       string
+	Stream      eventstore.Stream
+	RequestedBy string
+}
+
+// ErrNoJobs means the service was built without a job queue.
+var ErrNoJobs = errors.New("commands: no job queue configured")
 
 // New returns the service.
 func New(d Deps) (*Service, error) {
@@ -67,7 +109,7 @@ func New(d Deps) (*Service, error) {
 	// Times go into events and read models; PostgreSQL keeps microseconds, so keep no more.
 	now := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	return &Service{pool: d.Pool, store: d.Store, keys: d.Keyring, hasher: d.Hasher, logger: d.Logger,
-		now: now, limiter: d.LoginLimits}, nil
+		now: now, limiter: d.LoginLimits, jobs: d.Jobs, contact: d.CertificateContact}, nil
 }
 
 // Request is what every command carries besides its own fields.
@@ -126,6 +168,8 @@ type Outcome struct {
 	// List and Resource are set by list and resource commands likewise (nil once deleted).
 	List     *ListView
 	Resource *ResourceView
+	// JobID is the job the command started, if any.
+	JobID int64
 }
 
 // Appended reports whether the command wrote events.

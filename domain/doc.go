@@ -1,5 +1,5 @@
 // Package domain holds mailplane's aggregates (GlobalConfig, COS, Domain,
-// Account, MailingList, Resource), their commands, events and invariants,
+// Account, MailingList, Resource, VirtualHost), their commands, events and invariants,
 // name normalisation and the inheritance rules.
 //
 // The package is pure: it does no I/O, reads no clock and keeps no secrets in

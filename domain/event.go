@@ -58,6 +58,14 @@ func Events() []Event {
 		ResourceDeleted{},
 		ResourceAliasAdded{},
 		ResourceAliasRemoved{},
+		VirtualHostAdded{},
+		VirtualHostRemoved{},
+		CertificateInstalled{},
+		CertificateIssued{},
+		CertificateRemoved{},
+		CertificateRequested{},
+		CertificateIssuanceFailed{},
+		MailSent{},
 	}
 }
 

@@ -91,7 +91,25 @@ func sampleEvents(t *testing.T) []Event {
 		ResourceDeleted{Address: room},
 		ResourceAliasAdded{Address: room, Alias: alias},
 		ResourceAliasRemoved{Address: room, Alias: alias},
+		VirtualHostAdded{Domain: "example.com", Host: "mail.example.com", UnicodeHost: "mail.example.com", At: t0},
+		VirtualHostRemoved{Domain: "example.com", Host: "mail.example.com"},
+		CertificateInstalled{Host: "mail.example.com", CertificateData: sampleCertificateData, By: "admin@example.com", At: t0},
+		CertificateIssued{Host: "mail.example.com", RequestID: "r1", Chain: "short", Renewal: true,
+			CertificateData: sampleCertificateData, At: t0},
+		CertificateRemoved{Host: "mail.example.com"},
+		CertificateRequested{Host: "mail.example.com", RequestID: "r1", Chain: "long", Renewal: true,
+			RequestedBy: "admin@example.com", At: t0},
+		CertificateIssuanceFailed{Host: "mail.example.com", RequestID: "r1", Renewal: true, Errors: []string{"dns"},
+			At: t0, NextAttemptAt: &t0, Notify: true, Warned: 7},
+		MailSent{Cause: "vhost-example.com/mail.example.com:r1", To: []string{"admin@example.com"}, Subject: "s",
+			MessageID: "m@example.com", At: t0},
 	}
+}
+
+var sampleCertificateData = CertificateData{
+	CertificatePEM: "-----BEGIN CERTIFICATE-----", ChainPEM: "-----BEGIN CERTIFICATE-----", PrivateKeySecret: "enc:key",
+	Subject: "CN=mail.example.com", Issuer: "CN=CA", SANs: []string{"mail.example.com"}, Serial: "1f",
+	Fingerprint: "ab", KeyType: "EC-P-256", NotBefore: t0, NotAfter: t0, ChainLength: 1, ChainRoot: "CN=Root",
 }
 
 func TestEventsRegistry(t *testing.T) {

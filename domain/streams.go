@@ -8,6 +8,8 @@ const (
 	StreamTypeAccount  = "account"
 	StreamTypeList     = "list"
 	StreamTypeResource = "resource"
+	// StreamTypeVirtualHost: a domain's virtual host and its certificate.
+	StreamTypeVirtualHost = "virtual_host"
 )
 
 // GlobalConfigStreamID is the one stream of the GlobalConfig singleton.
@@ -30,3 +32,8 @@ func ListStreamID(addr Address) string { return "list-" + addr.String() }
 
 // ResourceStreamID is the stream of a resource, kept as ListStreamID is.
 func ResourceStreamID(addr Address) string { return "resource-" + addr.String() }
+
+// VirtualHostStreamID is the stream of a virtual host of a domain (both in A-label form). The
+// domain is part of it: a host name moved to another domain starts a history of its own there,
+// sealed with that domain's key.
+func VirtualHostStreamID(domainName, host string) string { return "vhost-" + domainName + "/" + host }

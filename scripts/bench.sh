@@ -10,6 +10,7 @@
 #   scripts/bench.sh ldap       the LDAP directory: raw slapd rates, mailplane rebuild ldap (online
 #                               and --offline), the live projection's lag under load, Postfix and
 #                               Dovecot lookups on a full directory, batch write txn vs plain
+#   scripts/bench.sh certs      ACME issuance end to end against Pebble, and lego's bare Obtain
 #   scripts/bench.sh quick      everything with small sizes and short runs (a smoke test; its
 #                               figures mean little)
 #
@@ -21,7 +22,8 @@
 # BENCH_CLIENTS (16); for ldap: BENCH_LDAP_ACCOUNTS (20000: rebuilds), BENCH_LDAP_SINGLE (5000: raw
 # single adds), BENCH_LDAP_TOTAL (100000: accounts once the live run is done, for the readers),
 # BENCH_LDAP_READER_KEYS (1000), BENCH_LDAP_BATCHES (10: batches of 1,000 per kind in the
-# batch-write comparison; 20 times as many of 10).
+# batch-write comparison; 20 times as many of 10); for certs: BENCH_CERT_ISSUES (20: issuances
+# per variant).
 #
 # Scratch databases mailplane_bench, mailplane_load and mailplane_ldapload are created on the dev
 # stack's server and dropped on exit, as is the mailplane server this script starts; the ldap part
@@ -36,15 +38,15 @@ export MAILPLANE_DEV_DIR=$DEV
 command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
 cd "$ROOT"
 
-parts=store,api,ldap
+parts=store,api,ldap,certs
 quick=''
 for a in "$@"; do
 	case $a in
-	store | api | ldap) parts=$a ;;
-	all) parts=store,api,ldap ;;
+	store | api | ldap | certs) parts=$a ;;
+	all) parts=store,api,ldap,certs ;;
 	quick) quick=1 ;;
 	*)
-		echo "usage: scripts/bench.sh [store|api|ldap|all] [quick]" >&2
+		echo "usage: scripts/bench.sh [store|api|ldap|certs|all] [quick]" >&2
 		exit 2
 		;;
 	esac
@@ -54,10 +56,11 @@ want() { [[ ,$parts, == *,$1,* ]]; }
 if [[ -n $quick ]]; then
 	: "${BENCH_PGBENCH_SECONDS:=5}" "${BENCH_APPEND_SECONDS:=3}" "${BENCH_BATCH_EVENTS:=50000}"
 	: "${BENCH_READ_EVENTS:=100000}" "${BENCH_DELIVERY_EVENTS:=20000}" "${BENCH_ACCOUNTS:=2000}"
-	: "${BENCH_RYW_ACCOUNTS:=500}" "${BENCH_PASSWORD_ACCOUNTS:=100}"
+	: "${BENCH_RYW_ACCOUNTS:=500}" "${BENCH_PASSWORD_ACCOUNTS:=100}" "${BENCH_CERT_ISSUES:=3}"
 	: "${BENCH_LDAP_ACCOUNTS:=2000}" "${BENCH_LDAP_SINGLE:=500}" "${BENCH_LDAP_TOTAL:=4000}"
 	: "${BENCH_LDAP_READER_KEYS:=50}" "${BENCH_LDAP_BATCHES:=2}"
 fi
+CERT_ISSUES=${BENCH_CERT_ISSUES:-20}
 PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-20}
 APPEND_SECONDS=${BENCH_APPEND_SECONDS:-20}
 BATCH_EVENTS=${BENCH_BATCH_EVENTS:-400000}
@@ -640,6 +643,16 @@ if want ldap; then
 		row "batch of $size, one transaction (what the projection does)" "$T" "entries/s" "$P" info
 	done
 	bench_stack ldap_down >/dev/null
+fi
+
+if want certs; then
+	section "certificates: ACME issuance, mailplane end to end vs lego's bare Obtain (Pebble, PEBBLE_VA_NOSLEEP=1), ${CERT_ISSUES}x each"
+	go test -c -o "$TMP/api.test" ./api
+	gobench "$TMP/api.test" api "$TMP/acme.txt" -test.bench '^BenchmarkACMEIssuance$' -test.benchtime "${CERT_ISSUES}x"
+	for v in retry-after=1 pebble-as-is; do
+		row "ACME issuance ($v): mailplane end to end, ratio to bare lego Obtain" \
+			"$(metric "$TMP/acme.txt" s/issuance "$v/mailplane")" "s" "$(metric "$TMP/acme.txt" s/issuance "$v/lego")" info
+	done
 fi
 
 section "summary $STAMP, $(nproc) CPUs"

@@ -683,11 +683,29 @@ pebble_answers() {
 
 challtestsrv_pattern() { echo "-management 127.0.0.1:$(port_get challtestsrv)"; }
 
+# PEBBLE_ENV is the environment Pebble runs with. NOSLEEP: validate at once (no 0-4 s nap).
+# AUTHZREUSE=0: validate every order (a reused authorization would let a failure test pass).
+# ALTERNATE_ROOTS=1: a second chain to a second root, which lets tests ask for an alternate chain
+# by its root's name (lego's PreferredChain, what "chain": "short" uses); the default chain
+# stays the first root's.
+PEBBLE_ENV=(PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0 PEBBLE_ALTERNATE_ROOTS=1)
+
+# pebble_env_current: the running Pebble has PEBBLE_ENV (an older one is restarted by up).
+pebble_env_current() {
+	local pid v
+	pid=$(head -n 1 "$PEBBLE_DIR/pebble.pid" 2>/dev/null) || return 1
+	pid=${pid//[^0-9]/}
+	for v in "${PEBBLE_ENV[@]}"; do
+		tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "$v" || return 1
+	done
+}
+
 pebble_running() {
 	[[ -n $(port_get pebble) && -n $(port_get challtestsrv) ]] &&
 		pid_alive "$PEBBLE_DIR/challtestsrv.pid" "$(challtestsrv_pattern)" &&
 		tcp_answers "$(port_get challtestsrv)" &&
 		pid_alive "$PEBBLE_DIR/pebble.pid" "$PEBBLE_DIR/pebble.json" &&
+		pebble_env_current &&
 		pebble_answers
 }
 
@@ -736,7 +754,7 @@ pebble_up() {
 }
 EOF
 	say "pebble: starting on https://127.0.0.1:$acme/dir (HTTP-01 port $http, TLS-ALPN-01 port $tls)"
-	start_bg pebble "$PEBBLE_DIR/pebble.pid" env PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0 \
+	start_bg pebble "$PEBBLE_DIR/pebble.pid" env "${PEBBLE_ENV[@]}" \
 		pebble -config "$PEBBLE_DIR/pebble.json" -dnsserver "127.0.0.1:$dns"
 	wait_for pebble "$PEBBLE_DIR/pebble.pid" 30 grep -q 'ACME directory available at' "$LOG/pebble.log"
 	wait_for pebble "$PEBBLE_DIR/pebble.pid" 10 pebble_answers

@@ -27,6 +27,9 @@ done
 scripts/stack.sh up
 # shellcheck source=/dev/null
 . "$DEV/env"
+# Answer Pebble's HTTP-01 challenges on the port it dials (the API tests use it too: stop this
+# serve while they run).
+export MAILPLANE_ACME_HTTP_ADDR=${MAILPLANE_ACME_HTTP_ADDR:-127.0.0.1:$MAILPLANE_ACME_HTTP_PORT}
 
 if [[ ! -s $ADMIN_PASSWORD_FILE ]]; then
 	(
@@ -50,6 +53,7 @@ cat <<INFO
   password       $admin_password   (kept in $ADMIN_PASSWORD_FILE)
   log in         curl -s http://$MAILPLANE_HTTP_ADDR/api/v1/auth/login -d '{"email":"$ADMIN_EMAIL","password":"$admin_password"}'
   mail sent      $MAILPLANE_SMTP_API/messages
+  ACME           $MAILPLANE_ACME_DIRECTORY (HTTP-01 answered on $MAILPLANE_ACME_HTTP_ADDR)
   directory      $MAILPLANE_LDAP_URL  base $MAILPLANE_LDAP_BASE_DN
                  writer  $MAILPLANE_LDAP_BIND_DN  $MAILPLANE_LDAP_PASSWORD
                  postfix $MAILPLANE_LDAP_POSTFIX_DN  $MAILPLANE_LDAP_POSTFIX_PASSWORD

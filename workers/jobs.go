@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,6 +103,9 @@ func stateOf(s rivertype.JobState) string {
 	return JobQueued
 }
 
+// jobCancelPrefix starts the error River records for a river.JobCancel(err).
+const jobCancelPrefix = "JobCancelError: "
+
 // Lookup returns a job: River's row and the jobs API's.
 func Lookup(ctx context.Context, db eventstore.DBTX, id int64) (Job, error) {
 	var j Job
@@ -119,6 +123,17 @@ func Lookup(ctx context.Context, db eventstore.DBTX, id int64) (Job, error) {
 		return Job{}, fmt.Errorf("workers: job %d: %w", id, err)
 	}
 	j.State = stateOf(rivertype.JobState(state))
+	// River makes a failed job due again soon "available" at once, skipping "retryable": it is
+	// retrying all the same.
+	if j.State == JobQueued && len(errs) > 0 {
+		j.State = JobRetrying
+	}
+	// A worker that gives up for good (river.JobCancel: the work cannot succeed, say the CA
+	// refused the request) leaves River's "cancelled" with its error, which River prefixes;
+	// to the API that job failed. A job cancelled from outside has no such error.
+	if j.State == JobCancelled && len(errs) > 0 && strings.HasPrefix(errs[len(errs)-1].Error, jobCancelPrefix) {
+		j.State = JobFailed
+	}
 	j.CreatedAt = j.CreatedAt.UTC()
 	if j.FinishedAt != nil {
 		t := j.FinishedAt.UTC()
@@ -129,7 +144,7 @@ func Lookup(ctx context.Context, db eventstore.DBTX, id int64) (Job, error) {
 	}
 	j.Errors = make([]string, len(errs))
 	for i, e := range errs {
-		j.Errors[i] = e.Error
+		j.Errors[i] = strings.TrimPrefix(e.Error, jobCancelPrefix)
 	}
 	return j, nil
 }

@@ -3,14 +3,24 @@ package workers
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
+	"mime/quotedprintable"
 	"net"
 	"net/smtp"
 	"strings"
 	"time"
 )
+
+// The mailer speaks SMTP through the standard library's net/smtp. Notification mail goes to a
+// relay next to mailplane (the platform's own Postfix, or the dev stack's sink), which does the
+// delivery: plain text, one message per connection, no authentication and no TLS on that hop.
+// net/smtp is frozen, but it does exactly that and pulls in no dependency; a library such as
+// wneessen/go-mail would bring multipart MIME, SMTP AUTH and STARTTLS policies that none of this
+// mail needs yet (a remote authenticated relay would be the reason to switch).
 
 // MailerConfig says where notification mail goes.
 type MailerConfig struct {
@@ -40,29 +50,78 @@ func NewMailer(cfg MailerConfig) (*Mailer, error) {
 	return &Mailer{cfg: cfg}, nil
 }
 
-// Send delivers one message to the relay.
+// Message is one plain-text e-mail.
+type Message struct {
+	To      []string
+	Subject string
+	Body    string
+	// MessageID, without angle brackets; "" makes one up. A job gives the same id on every
+	// attempt, so that a copy delivered twice (the relay took it, the answer was lost) is one
+	// message to mail clients.
+	MessageID string
+	// Date defaults to now.
+	Date time.Time
+}
+
+// Send delivers one message to the relay (see SendMessage).
 func (m *Mailer) Send(ctx context.Context, to []string, subject, body string) error {
-	for _, a := range append([]string{m.cfg.From}, to...) {
-		if strings.ContainsAny(a, "\r\n<>") {
+	return m.SendMessage(ctx, Message{To: to, Subject: subject, Body: body})
+}
+
+// MessageID makes a Message-ID from key (say, a job's cause) at the sender's domain.
+func (m *Mailer) MessageID(key string) string {
+	_, host, _ := strings.Cut(m.cfg.From, "@")
+	return key + "@" + host
+}
+
+// SendMessage delivers one message to the relay: From, To, Subject, Date, Message-ID and a
+// quoted-printable UTF-8 body. Once the relay has accepted the data the message is its
+// responsibility: a failure after that (QUIT) is not an error, or a retry would send it twice.
+func (m *Mailer) SendMessage(ctx context.Context, msg Message) error {
+	if len(msg.To) == 0 {
+		return errors.New("mailer: no recipient")
+	}
+	for _, a := range append([]string{m.cfg.From}, msg.To...) {
+		if strings.ContainsAny(a, "\r\n<>,") || !strings.Contains(a, "@") {
 			return fmt.Errorf("mailer: bad address %q", a)
 		}
 	}
-	var msg bytes.Buffer
-	fmt.Fprintf(&msg, "From: %s\r\n", m.cfg.From)
-	fmt.Fprintf(&msg, "To: %s\r\n", strings.Join(to, ", "))
-	fmt.Fprintf(&msg, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", subject))
-	fmt.Fprintf(&msg, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
-	msg.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
-	msg.WriteString(strings.ReplaceAll(body, "\n", "\r\n"))
+	if msg.MessageID == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		msg.MessageID = m.MessageID(hex.EncodeToString(b))
+	}
+	if strings.ContainsAny(msg.MessageID, "\r\n<> ") {
+		return fmt.Errorf("mailer: bad Message-ID %q", msg.MessageID)
+	}
+	if msg.Date.IsZero() {
+		msg.Date = time.Now()
+	}
+	var data bytes.Buffer
+	fmt.Fprintf(&data, "From: %s\r\n", m.cfg.From)
+	fmt.Fprintf(&data, "To: %s\r\n", strings.Join(msg.To, ", "))
+	fmt.Fprintf(&data, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", msg.Subject))
+	fmt.Fprintf(&data, "Date: %s\r\n", msg.Date.Format(time.RFC1123Z))
+	fmt.Fprintf(&data, "Message-ID: <%s>\r\n", msg.MessageID)
+	data.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	qp := quotedprintable.NewWriter(&data)
+	if _, err := qp.Write([]byte(strings.ReplaceAll(msg.Body, "\r\n", "\n"))); err != nil {
+		return fmt.Errorf("mailer: encode: %w", err)
+	}
+	if err := qp.Close(); err != nil {
+		return fmt.Errorf("mailer: encode: %w", err)
+	}
 
 	d := net.Dialer{Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", m.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("mailer: dial %s: %w", m.cfg.Addr, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
+	deadline := time.Now().Add(time.Minute)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
+	_ = conn.SetDeadline(deadline)
 	host, _, _ := net.SplitHostPort(m.cfg.Addr)
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
@@ -73,7 +132,7 @@ func (m *Mailer) Send(ctx context.Context, to []string, subject, body string) er
 	if err := c.Mail(m.cfg.From); err != nil {
 		return fmt.Errorf("mailer: MAIL FROM: %w", err)
 	}
-	for _, rcpt := range to {
+	for _, rcpt := range msg.To {
 		if err := c.Rcpt(rcpt); err != nil {
 			return fmt.Errorf("mailer: RCPT TO %s: %w", rcpt, err)
 		}
@@ -82,11 +141,12 @@ func (m *Mailer) Send(ctx context.Context, to []string, subject, body string) er
 	if err != nil {
 		return fmt.Errorf("mailer: DATA: %w", err)
 	}
-	if _, err := w.Write(msg.Bytes()); err != nil {
+	if _, err := w.Write(data.Bytes()); err != nil {
 		return fmt.Errorf("mailer: write: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("mailer: end of data: %w", err)
 	}
-	return c.Quit()
+	_ = c.Quit() // accepted: the relay has it
+	return nil
 }

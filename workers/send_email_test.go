@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"net/mail"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +78,26 @@ func TestMailerRejectsHeaderInjection(t *testing.T) {
 	require.ErrorContains(t, err, "bad address")
 	_, err = workers.NewMailer(workers.MailerConfig{Addr: "nope", From: "nobody"})
 	require.Error(t, err)
+}
+
+// A message carries From, To, Subject, Date and Message-ID, and its text (long lines and
+// non-ASCII included) arrives as written.
+func TestMailerHeadersAndText(t *testing.T) {
+	t.Parallel()
+	m, err := workers.NewMailer(workers.MailerConfig{Addr: mailtest.SMTPAddr(t), From: "mailplane@mailplane.test"})
+	require.NoError(t, err)
+	to := unique("hdr-") + "@example.test"
+	body := "Grüße,\n\n" + strings.Repeat("a long line ", 20) + "\n  indented: =3D stays\n"
+	require.NoError(t, m.SendMessage(context.Background(), workers.Message{To: []string{to}, Subject: "Zertifikat für mail.example.test",
+		Body: body, MessageID: m.MessageID("mailplane.abc")}))
+	msgs := mailtest.WaitFor(t, to, 1, 30*time.Second)
+	got := msgs[0]
+	require.Equal(t, "Zertifikat für mail.example.test", got.Subject)
+	require.Equal(t, "mailplane@mailplane.test", got.Headers["From"])
+	require.Equal(t, to, got.Headers["To"])
+	require.Equal(t, "<mailplane.abc@mailplane.test>", got.Headers["Message-Id"])
+	_, err = mail.ParseDate(got.Headers["Date"])
+	require.NoError(t, err)
+	require.Equal(t, body, got.Body)
+	require.Error(t, m.SendMessage(context.Background(), workers.Message{}), "no recipient")
 }

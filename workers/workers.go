@@ -1,19 +1,24 @@
 // Package workers holds mailplane's River jobs: the slow work done outside requests (sending
-// mail now; GAL resyncs, quota warnings and certificates later). Each job kind has its own file
-// with its XArgs and XWorker.
+// mail, issuing and renewing certificates; GAL resyncs and quota warnings later). Each job kind
+// has its own file with its XArgs and XWorker. Jobs issue commands (package commands) and
+// commands queue jobs through Queue; nothing here imports api.
 package workers
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/go-acme/lego/v4/acme"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"mailplane/commands"
 	"mailplane/eventstore"
+	"mailplane/projections/postgres"
 )
 
 // Config is what the workers need from the outside world.
@@ -29,25 +34,38 @@ type Config struct {
 	MaxWorkers int
 	// FetchCooldown bounds how soon a new job is picked up (default 50ms).
 	FetchCooldown time.Duration
+	// Commands is the write side the certificate jobs record their outcomes with; nil leaves
+	// them out.
+	Commands *commands.Service
+	// Issuer obtains ACME certificates (an *ACME); nil: issuance jobs record that ACME is not
+	// configured.
+	Issuer Issuer
+	// Challenges are the pending HTTP-01 challenges; the renewal job expires stale ones.
+	Challenges *HTTPChallenges
+	// Now is the clock the renewal job finds due certificates with (default time.Now).
+	Now func() time.Time
 }
 
 // NewClient returns a River client. With run false it only inserts jobs (an API-only process);
 // with run true it also works them once started.
 func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*river.Client[pgx.Tx], error) {
-	rc := &river.Config{Logger: logger}
+	if cfg.FetchCooldown <= 0 {
+		cfg.FetchCooldown = 50 * time.Millisecond
+	}
+	// An inserting client wakes the working ones with at most one notification per queue and
+	// FetchCooldown (River coalesces the rest, which then wait for the 1 s poll): the same bound
+	// on both sides.
+	rc := &river.Config{Logger: logger, FetchCooldown: cfg.FetchCooldown}
 	if run {
 		if cfg.MaxWorkers <= 0 {
 			cfg.MaxWorkers = 10
-		}
-		if cfg.FetchCooldown <= 0 {
-			cfg.FetchCooldown = 50 * time.Millisecond
 		}
 		ws := river.NewWorkers()
 		mailer, err := NewMailer(cfg.Mailer)
 		if err != nil {
 			return nil, err
 		}
-		if err := river.AddWorkerSafely(ws, &SendEmailWorker{Mailer: mailer}); err != nil {
+		if err := river.AddWorkerSafely(ws, &SendEmailWorker{Mailer: mailer, Commands: cfg.Commands}); err != nil {
 			return nil, fmt.Errorf("workers: %w", err)
 		}
 		if cfg.IdempotencyTTL <= 0 {
@@ -63,8 +81,21 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 			}
 			rc.PeriodicJobs = append(rc.PeriodicJobs, periodic("record_anchor", AnchorInterval, RecordAnchorArgs{}))
 		}
+		if cfg.Commands != nil {
+			issuer := cfg.Issuer
+			if issuer == nil {
+				issuer = noIssuer{}
+			}
+			if err := river.AddWorkerSafely(ws, &IssueCertificateWorker{Commands: cfg.Commands, Issuer: issuer}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			if err := river.AddWorkerSafely(ws, &RenewCertificatesWorker{Commands: cfg.Commands, Reads: postgres.NewReadModel(pool),
+				Challenges: cfg.Challenges, Logger: logger, Now: cfg.Now}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			rc.PeriodicJobs = append(rc.PeriodicJobs, periodic("renew_certificates", RenewInterval, RenewCertificatesArgs{}))
+		}
 		rc.Workers = ws
-		rc.FetchCooldown = cfg.FetchCooldown
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)
@@ -80,4 +111,12 @@ func periodic(id string, every time.Duration, args river.JobArgs) *river.Periodi
 	return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 		return args, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: every}}
 	}, &river.PeriodicJobOpts{ID: id, RunOnStart: true})
+}
+
+// noIssuer stands in when ACME is not configured: every request fails, saying so.
+type noIssuer struct{}
+
+func (noIssuer) Obtain(context.Context, string, string) (commands.IssuedCertificate, error) {
+	return commands.IssuedCertificate{}, &acme.ProblemDetails{HTTPStatus: 400, Type: "urn:mailplane:acme-not-configured",
+		Detail: "this mailplane has no ACME CA configured (MAILPLANE_ACME_DIRECTORY)"}
 }

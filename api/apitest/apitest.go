@@ -20,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"mailplane/api"
@@ -58,6 +60,10 @@ type Env struct {
 	Keyring  *keyring.Keyring
 	// AdminToken is a global admin's bearer token.
 	AdminToken string
+	// Jobs inserts River jobs (an insert-only client); Workers, when the Env runs them, is the
+	// client that works them.
+	Jobs    *river.Client[pgx.Tx]
+	Workers *river.Client[pgx.Tx]
 
 	stopProjections func()
 	// contract checks every exchange with the server against its OpenAPI document; nil for an
@@ -74,7 +80,25 @@ type Options struct {
 	Config      api.Config
 	// Log, when set, receives every log line of the server and the projections (debug level).
 	Log io.Writer
+	// Now is the clock of the commands, of the certificate statuses the API shows and of the
+	// renewal job (default time.Now).
+	Now func() time.Time
+	// Workers, when set, runs River workers for the test.
+	Workers *Workers
 }
+
+// Workers are the River workers an Env runs: notification mail through the dev stack's SMTP
+// sink, certificate issuance through its Pebble (HTTP-01 answered on the shared listener of
+// MAILPLANE_ACME_HTTP_PORT) and renewal.
+type Workers struct {
+	// SMTPAddr is where mail goes; default the sink (MAILPLANE_SMTP_ADDR).
+	SMTPAddr string
+	// ACME changes the CA configuration (ACMEConfig) before it is used; may be nil.
+	ACME func(*workers.ACMEConfig)
+}
+
+// CertificateContact is the operator's contact the Envs' certificate mail is copied to.
+const CertificateContact = "hostmaster@mailplane.test"
 
 // New starts an API for one test.
 func New(t testing.TB) *Env { return NewWith(t, Options{}) }
@@ -107,8 +131,13 @@ func NewWith(t testing.TB, o Options) *Env {
 	require.NoError(t, err)
 	admin := postgres.NewAdmin(reg)
 	waiter := projections.NewWaiter(pool, 2*time.Millisecond, admin.Name())
+	// Commands queue their jobs through an insert-only client; the working one, if any, is
+	// another client on the same tables.
+	inserter, err := workers.NewClient(pool, logger, workers.Config{}, false)
+	require.NoError(t, err)
 	svc, err := commands.New(commands.Deps{Pool: pool, Store: store, Keyring: keys, Logger: logger,
-		Hasher: commands.NewHasher(TestArgon2, 0), LoginLimits: o.LoginLimits})
+		Hasher: commands.NewHasher(TestArgon2, 0), LoginLimits: o.LoginLimits, Now: o.Now,
+		Jobs: workers.Queue{Inserter: inserter}, CertificateContact: CertificateContact})
 	require.NoError(t, err)
 
 	runner, err := projections.NewRunner(pool, reg, logger, projections.Config{PollInterval: 5 * time.Millisecond}, admin)
@@ -128,12 +157,16 @@ func NewWith(t testing.TB, o Options) *Env {
 		Readiness:   func(context.Context) (map[string]string, error) { return nil, nil },
 		// The document describes /metrics; serve it, so that it is checked like the rest.
 		Metrics: prometheus.NewRegistry(),
+		Now:     o.Now,
 	}, o.Config)
 	contract, err := ServedContract(ctx, srv.Handler())
 	require.NoError(t, err)
 	e := &Env{Pool: pool, Store: store, Commands: svc, Reads: reads, Server: srv, contract: contract,
-		Registry: reg, Keyring: keys,
+		Registry: reg, Keyring: keys, Jobs: inserter,
 		stopProjections: stopProjections}
+	if o.Workers != nil {
+		e.startWorkers(t, o, logger)
+	}
 	hs := httptest.NewServer(e.checked(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	e.URL = hs.URL
@@ -142,6 +175,39 @@ func NewWith(t testing.TB, o Options) *Env {
 	require.NoError(t, err)
 	e.AdminToken = e.Login(t, AdminEmail, AdminPassword)
 	return e
+}
+
+// startWorkers runs the River workers of o.Workers until the test ends.
+func (e *Env) startWorkers(t testing.TB, o Options, logger *slog.Logger) {
+	t.Helper()
+	w := o.Workers
+	smtp := w.SMTPAddr
+	if smtp == "" {
+		smtp = envOf(t, "MAILPLANE_SMTP_ADDR")
+	}
+	challenges := &workers.HTTPChallenges{DB: e.Pool}
+	acmeCfg := ACMEConfig(t)
+	acmeCfg.HTTP01 = challenges
+	acmeCfg.Now = o.Now
+	if w.ACME != nil {
+		w.ACME(&acmeCfg)
+	}
+	issuer, err := workers.NewACME(acmeCfg, e.Pool, e.Keyring, logger)
+	require.NoError(t, err)
+	serveChallenges(t, challenges, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	client, err := workers.NewClient(e.Pool, logger, workers.Config{
+		Mailer:   workers.MailerConfig{Addr: smtp, From: "mailplane@mailplane.test"},
+		Commands: e.Commands, Issuer: issuer, Challenges: challenges, Now: o.Now,
+		FetchCooldown: 20 * time.Millisecond,
+	}, true)
+	require.NoError(t, err)
+	require.NoError(t, client.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = client.Stop(ctx)
+	})
+	e.Workers = client
 }
 
 // StopProjections stops the admin projection for the rest of the test: what commands append from

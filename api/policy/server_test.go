@@ -93,5 +93,7 @@ func TestPolicyServiceSpeaksPostfixsProtocol(t *testing.T) {
 	// Once unlisted, the stranger may post.
 	require.Equal(t, http.StatusOK, e.Do(t, http.MethodPatch, "/api/v1/lists/"+list, e.AdminToken,
 		map[string]any{"allowed_senders": []string{}}).Status)
+	require.Empty(t, e.Do(t, http.MethodGet, "/api/v1/lists/"+list, e.AdminToken, nil).JSON(t)["allowed_senders"],
+		"the reads have caught up once the API shows the change")
 	require.Equal(t, "DUNNO", c.ask(t, "stranger@else.example", list))
 }

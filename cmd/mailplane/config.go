@@ -26,7 +26,12 @@ type config struct {
 	ACMEDirectory string
 	ACMEEmail     string
 	ACMECAFile    string
-	MasterKeyFile string
+	// ACMEHTTPAddr is where serve answers the CA's HTTP-01 challenges (port 80 behind the
+	// public address, or what a proxy forwards /.well-known/acme-challenge/ to); empty: not served.
+	ACMEHTTPAddr string
+	// ACMEShortChain is the root common name chain "short" asks for.
+	ACMEShortChain string
+	MasterKeyFile  string
 	// AnchorFile receives a copy of every signed anchor (JSON lines); empty: the log only.
 	AnchorFile     string
 	IdempotencyTTL time.Duration
@@ -64,6 +69,8 @@ func configFromEnv() (config, error) {
 		ACMEDirectory:  get("MAILPLANE_ACME_DIRECTORY", ""),
 		ACMEEmail:      get("MAILPLANE_ACME_EMAIL", ""),
 		ACMECAFile:     get("MAILPLANE_ACME_CA_FILE", ""),
+		ACMEHTTPAddr:   get("MAILPLANE_ACME_HTTP_ADDR", ""),
+		ACMEShortChain: get("MAILPLANE_ACME_SHORT_CHAIN", "ISRG Root X1"),
 		MasterKeyFile:  get("MAILPLANE_MASTER_KEY_FILE", ".dev/master.key"),
 		AnchorFile:     get("MAILPLANE_ANCHOR_FILE", ""),
 		IdempotencyTTL: ttl,

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -16,6 +18,7 @@ import (
 	"mailplane/projections"
 	"mailplane/projections/ldap"
 	"mailplane/projections/postgres"
+	"mailplane/workers"
 )
 
 // env is what every command gets: the configuration, a logger and the output streams.
@@ -116,8 +119,9 @@ func (e *env) directory() (cfg ldap.Config, ok bool) {
 		DIT: ldap.DIT{Base: e.cfg.LDAPBaseDN}}, true
 }
 
-// service assembles the command service: the event store, the keyring with the master key, and
-// the password hasher.
+// service assembles the command service: the event store, the keyring with the master key, the
+// password hasher, and an insert-only River client for the jobs commands queue (the workers, if
+// this process runs them, are another client on the same tables).
 func (e *env) service(pool *pgxpool.Pool, reg *eventstore.Registry) (*commands.Service, *eventstore.Postgres, error) {
 	keys, err := e.keyring(pool)
 	if err != nil {
@@ -127,11 +131,42 @@ func (e *env) service(pool *pgxpool.Pool, reg *eventstore.Registry) (*commands.S
 	if err != nil {
 		return nil, nil, err
 	}
+	inserter, err := workers.NewClient(pool, e.logger, workers.Config{}, false)
+	if err != nil {
+		return nil, nil, err
+	}
 	svc, err := commands.New(commands.Deps{
 		Pool: pool, Store: store, Keyring: keys, Logger: e.logger,
-		Hasher: commands.NewHasher(commands.DefaultArgon2, 0),
+		Hasher:             commands.NewHasher(commands.DefaultArgon2, 0),
+		Jobs:               workers.Queue{Inserter: inserter},
+		CertificateContact: e.cfg.ACMEEmail,
 	})
 	return svc, store, err
+}
+
+// acme configures certificate issuance: nil when MAILPLANE_ACME_DIRECTORY is unset (requests
+// then fail, saying so).
+func (e *env) acme(pool *pgxpool.Pool, challenges *workers.HTTPChallenges) (*workers.ACME, error) {
+	if e.cfg.ACMEDirectory == "" {
+		return nil, nil
+	}
+	cfg := workers.ACMEConfig{DirectoryURL: e.cfg.ACMEDirectory, Email: e.cfg.ACMEEmail, HTTP01: challenges,
+		ShortChainRoot: e.cfg.ACMEShortChain}
+	if e.cfg.ACMECAFile != "" {
+		b, err := os.ReadFile(e.cfg.ACMECAFile)
+		if err != nil {
+			return nil, fmt.Errorf("MAILPLANE_ACME_CA_FILE: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("MAILPLANE_ACME_CA_FILE: %s holds no PEM certificate", e.cfg.ACMECAFile)
+		}
+	}
+	keys, err := e.keyring(pool)
+	if err != nil {
+		return nil, err
+	}
+	return workers.NewACME(cfg, pool, keys, e.logger)
 }
 
 // migrateAll applies the migrations, then re-keys the hash chains written before they were

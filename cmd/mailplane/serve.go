@@ -98,11 +98,23 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
+	challenges := &workers.HTTPChallenges{DB: pool}
+	var issuer workers.Issuer
+	if acme, err := e.acme(pool, challenges); err != nil {
+		return err
+	} else if acme != nil {
+		issuer = acme
+	} else {
+		e.logger.Warn("MAILPLANE_ACME_DIRECTORY is not set: ACME certificate requests fail")
+	}
 	river, err := workers.NewClient(pool, e.logger, workers.Config{
 		Mailer:         workers.MailerConfig{Addr: e.cfg.SMTPAddr, From: e.cfg.MailFrom},
 		Anchors:        anchors,
 		AnchorFile:     e.cfg.AnchorFile,
 		IdempotencyTTL: e.cfg.IdempotencyTTL,
+		Commands:       svc,
+		Issuer:         issuer,
+		Challenges:     challenges,
 	}, !*noWorkers)
 	if err != nil {
 		return err
@@ -111,7 +123,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 
 	if !*noProjections {
 		wg.Add(1)
@@ -186,6 +198,29 @@ func serve(ctx context.Context, e *env, args []string) error {
 			}
 		}()
 		go func() { <-ctx.Done(); _ = ps.Close() }()
+	}
+	if e.cfg.ACMEHTTPAddr != "" {
+		// Every process may answer: the challenges are in the database.
+		acmeSrv := &http.Server{Addr: e.cfg.ACMEHTTPAddr, Handler: workers.ChallengeHandler(challenges, e.logger),
+			ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", e.cfg.ACMEHTTPAddr)
+		if err != nil {
+			return fmt.Errorf("MAILPLANE_ACME_HTTP_ADDR: %w", err)
+		}
+		e.logger.Info("answering ACME HTTP-01 challenges", "addr", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := acmeSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		go func() {
+			<-ctx.Done()
+			shutdownCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			defer c()
+			_ = acmeSrv.Shutdown(shutdownCtx)
+		}()
 	}
 
 	select {

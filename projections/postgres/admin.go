@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,8 +20,8 @@ import (
 // AdminName is the admin projection's stable name (its checkpoint identity).
 const AdminName = "postgres.admin"
 
-// Admin projects the global configuration, COS, domains, accounts, mailing lists, resources
-// and aliases into the rm_* tables. Each row keeps the aggregate's state at the version it has seen: an event at or below
+// Admin projects the global configuration, COS, domains, accounts, mailing lists, resources,
+// aliases and virtual hosts into the rm_* tables. Each row keeps the aggregate's state at the version it has seen: an event at or below
 // that version is a redelivery and changes nothing; one further ahead means a gap, and the
 // projection stops (projections.ErrOutOfOrder).
 type Admin struct {
@@ -36,7 +37,7 @@ func (*Admin) Name() string { return AdminName }
 // StreamTypes implements projections.Projection.
 func (*Admin) StreamTypes() []string {
 	return []string{domain.StreamTypeConfig, domain.StreamTypeCOS, domain.StreamTypeDomain, domain.StreamTypeAccount,
-		domain.StreamTypeList, domain.StreamTypeResource}
+		domain.StreamTypeList, domain.StreamTypeResource, domain.StreamTypeVirtualHost}
 }
 
 // Handle implements projections.Projection.
@@ -67,6 +68,8 @@ func (a *Admin) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEven
 		return projectList(ctx, tx, e, ev)
 	case domain.StreamTypeResource:
 		return projectResource(ctx, tx, e, ev)
+	case domain.StreamTypeVirtualHost:
+		return projectVirtualHost(ctx, tx, e, ev)
 	}
 	return nil
 }
@@ -194,9 +197,54 @@ func projectAccount(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, 
 	return err
 }
 
+func projectVirtualHost(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event) error {
+	// The row is keyed by its stream (domain, host): a removed host's row stays, deleted, so
+	// that the stream's next event still finds its version.
+	host := strings.TrimPrefix(e.StreamID, domain.VirtualHostStreamID(e.Domain, ""))
+	v, skip, err := next[domain.VirtualHost](ctx, tx, e, ev, `SELECT version, state FROM rm_virtual_hosts
+		WHERE (domain, host) = (split_part($1, '/', 1), split_part($1, '/', 2))`, e.Domain+"/"+host)
+	if err != nil || skip {
+		return err
+	}
+	state, err := json.Marshal(v) // without the sealed key (json "-")
+	if err != nil {
+		return err
+	}
+	var source *string
+	var notAfter, due, nextAttempt, issuing *time.Time
+	if c := v.Certificate; c != nil {
+		source, notAfter = &c.Source, &c.NotAfter
+		if c.Source == domain.SourceACME {
+			d := c.RenewalDue()
+			due = &d
+		}
+	}
+	if !v.Renewal.NextAttemptAt.IsZero() {
+		nextAttempt = &v.Renewal.NextAttemptAt
+	}
+	if v.Issuance != nil {
+		issuing = &v.Issuance.RequestedAt
+	}
+	createdAt := v.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = e.RecordedAt
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rm_virtual_hosts (domain, host, version, deleted, state, source, not_after,
+			renewal_due_at, next_attempt_at, issuing_since, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (domain, host) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
+			state = excluded.state, source = excluded.source, not_after = excluded.not_after,
+			renewal_due_at = excluded.renewal_due_at, next_attempt_at = excluded.next_attempt_at,
+			issuing_since = excluded.issuing_since, created_at = excluded.created_at, updated_at = excluded.updated_at
+		WHERE rm_virtual_hosts.version < excluded.version`,
+		e.Domain, host, e.Version, !v.Exists(), state, source, notAfter, due, nextAttempt, issuing,
+		createdAt, e.RecordedAt)
+	return err
+}
+
 // Reset empties the admin read model (projections.Resetter).
 func (*Admin) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `TRUNCATE rm_config, rm_cos, rm_domains, rm_accounts, rm_aliases,
-		rm_lists, rm_list_members, rm_resources`)
+		rm_lists, rm_list_members, rm_resources, rm_virtual_hosts`)
 	return err
 }

@@ -88,6 +88,22 @@ func history(t *testing.T, s *eventstore.Postgres) {
 		domain.ResourceCreated{Address: room, Type: "location", BookingPolicy: "manual", CreatedAt: now},
 		domain.ResourceAliasAdded{Address: room, Alias: domain.Address{Local: "r1", Domain: "a.example"}},
 		domain.ResourceUpdated{Address: room, Capacity: ptr(10)})
+	vhost := func(h string) eventstore.Stream {
+		return eventstore.Stream{ID: domain.VirtualHostStreamID("a.example", h), Type: domain.StreamTypeVirtualHost, Domain: "a.example"}
+	}
+	cert := domain.CertificateData{CertificatePEM: "c", ChainPEM: "ch", PrivateKeySecret: "mpenc:v1:1:secret", Subject: "CN=x",
+		NotBefore: now.Add(-80 * 24 * time.Hour), NotAfter: now.Add(10 * 24 * time.Hour)}
+	app(vhost("mail.a.example"), 0,
+		domain.VirtualHostAdded{Domain: "a.example", Host: "mail.a.example", UnicodeHost: "mail.a.example", At: now},
+		domain.CertificateRequested{Host: "mail.a.example", RequestID: "r1", Chain: "long", At: now},
+		domain.CertificateIssuanceFailed{Host: "mail.a.example", RequestID: "r1", Errors: []string{"dns"}, At: now},
+		domain.CertificateRequested{Host: "mail.a.example", RequestID: "r2", Chain: "short", At: now},
+		domain.CertificateIssued{Host: "mail.a.example", RequestID: "r2", Chain: "short", CertificateData: cert, At: now},
+		domain.MailSent{Cause: "x", To: []string{"a@a.example"}, At: now})
+	app(vhost("old.a.example"), 0,
+		domain.VirtualHostAdded{Domain: "a.example", Host: "old.a.example", At: now},
+		domain.CertificateInstalled{Host: "old.a.example", CertificateData: cert, At: now},
+		domain.VirtualHostRemoved{Domain: "a.example", Host: "old.a.example"})
 }
 
 func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry, mw ...message.HandlerMiddleware) {
@@ -113,7 +129,7 @@ func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry
 func snapshot(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	out := map[string][]string{}
 	for _, table := range []string{"rm_config", "rm_cos", "rm_domains", "rm_accounts", "rm_aliases",
-		"rm_lists", "rm_list_members", "rm_resources"} {
+		"rm_lists", "rm_list_members", "rm_resources", "rm_virtual_hosts"} {
 		rows, err := pool.Query(context.Background(), `SELECT to_jsonb(t)::text FROM `+table+` t ORDER BY 1`)
 		require.NoError(t, err)
 		for rows.Next() {
@@ -163,6 +179,23 @@ func TestAdminProjectionBuildsTheReadModelAndRebuildsIdentically(t *testing.T) {
 	list, err := reads.ListAccounts(ctx, "a.example", postgres.ListQuery{Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, list, 2)
+	vh, err := reads.VirtualHost(ctx, "a.example", "mail.a.example")
+	require.NoError(t, err)
+	require.Equal(t, 6, vh.Version)
+	require.Equal(t, domain.SourceACME, vh.VirtualHost.Certificate.Source)
+	require.Empty(t, vh.VirtualHost.Certificate.PrivateKeySecret, "the read model keeps no key, sealed or not")
+	require.Len(t, vh.VirtualHost.Failures, 1)
+	_, err = reads.VirtualHost(ctx, "a.example", "old.a.example")
+	require.ErrorIs(t, err, domain.ErrNotFound, "removed")
+	objects, err := reads.DomainObjects(ctx, "a.example")
+	require.NoError(t, err)
+	require.Equal(t, []string{"mail.a.example"}, objects.VirtualHosts)
+	due, err := reads.DueRenewals(ctx, time.Now(), 10)
+	require.NoError(t, err)
+	require.Equal(t, []postgres.DueRenewal{{Domain: "a.example", Host: "mail.a.example"}}, due, "10 days left: due")
+	due, err = reads.DueRenewals(ctx, time.Now().Add(-60*24*time.Hour), 10)
+	require.NoError(t, err)
+	require.Empty(t, due)
 
 	teamRow, err := reads.List(ctx, "team@a.example")
 	require.NoError(t, err)
@@ -182,11 +215,11 @@ func TestAdminProjectionBuildsTheReadModelAndRebuildsIdentically(t *testing.T) {
 	roomRow, err := reads.Resource(ctx, "room@a.example")
 	require.NoError(t, err)
 	require.Equal(t, 10, roomRow.Resource.Capacity)
-	objects, err := reads.DomainObjects(ctx, "a.example")
+	objects, err = reads.DomainObjects(ctx, "a.example")
 	require.NoError(t, err)
 	require.Equal(t, postgres.DomainObjects{Accounts: []string{"alice@a.example", "bob@a.example"},
 		Lists: []string{"old@a.example", "team@a.example"}, Resources: []string{"room@a.example"},
-		Aliases: []string{"al@a.example", "all@a.example", "r1@a.example", "team@b.example"}, VirtualHosts: []string{}}, objects)
+		Aliases: []string{"al@a.example", "all@a.example", "r1@a.example", "team@b.example"}, VirtualHosts: []string{"mail.a.example"}}, objects)
 
 	before := snapshot(t, pool)
 	admin := postgres.NewAdmin(reg)

@@ -19,7 +19,7 @@ type DomainObjects struct {
 
 // DomainObjects lists everything that belongs to the domain.
 func (r *ReadModel) DomainObjects(ctx context.Context, name string) (DomainObjects, error) {
-	o := DomainObjects{VirtualHosts: []string{}}
+	o := DomainObjects{}
 	for _, q := range []struct {
 		into  *[]string
 		query string
@@ -27,6 +27,7 @@ func (r *ReadModel) DomainObjects(ctx context.Context, name string) (DomainObjec
 		{&o.Accounts, `SELECT address FROM rm_accounts WHERE domain = $1 AND NOT deleted ORDER BY address`},
 		{&o.Lists, `SELECT address FROM rm_lists WHERE domain = $1 AND NOT deleted ORDER BY address`},
 		{&o.Resources, `SELECT address FROM rm_resources WHERE domain = $1 AND NOT deleted ORDER BY address`},
+		{&o.VirtualHosts, `SELECT host FROM rm_virtual_hosts WHERE domain = $1 AND NOT deleted ORDER BY host`},
 		{&o.Aliases, `SELECT alias FROM rm_aliases
 			WHERE domain = $1
 				OR kind = 'account' AND target IN (SELECT address FROM rm_accounts WHERE domain = $1 AND NOT deleted)
