@@ -35,12 +35,9 @@ func (s *Server) routeAccounts(r *mux.Router) {
 	r.Handle("/accounts/{address}", s.handle(s.patchAccount)).Methods(http.MethodPatch)
 	r.Handle("/accounts/{address}", s.handle(s.deleteAccount)).Methods(http.MethodDelete)
 	r.Handle("/accounts/{address}/aliases", s.handle(s.addAlias)).Methods(http.MethodPost)
+	r.Handle("/accounts/{address}/history", s.handle(s.objectHistory("account", domain.AccountStreamID))).Methods(http.MethodGet)
 	r.Handle("/accounts/{address}/aliases/{alias}", s.handle(s.removeAlias)).Methods(http.MethodDelete)
 }
-
-// accountStatusValues are the values ?status= and "status" accept.
-var accountStatusValues = []string{domain.StatusActive, domain.StatusLocked, domain.StatusMaintenance,
-	domain.StatusClosed, domain.StatusLockout, domain.StatusPending}
 
 // accountJSON is an account as the API shows it. Neither the password nor its hash is ever
 // shown, not even sealed: has_password says whether there is one.
@@ -55,6 +52,8 @@ type accountJSON struct {
 	MailQuotaBytes *int64            `json:"mail_quota_bytes"`
 	GlobalAdmin    bool              `json:"global_admin"`
 	DomainAdmin    bool              `json:"domain_admin"`
+	Auditor        bool              `json:"auditor"`
+	AuditorDomains []string          `json:"auditor_domains"`
 	Attributes     map[string]string `json:"attributes"`
 	Aliases        []string          `json:"aliases"`
 	HasPassword    bool              `json:"has_password"`
@@ -90,6 +89,10 @@ func (sc accountScope) render(row postgres.AccountRow) accountJSON {
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
+	auditorDomains := a.AuditorDomains
+	if auditorDomains == nil {
+		auditorDomains = []string{}
+	}
 	unicodeAddr := a.Address.String()
 	if _, u, err := domain.NormalizeDomainName(a.Address.Domain); err == nil {
 		unicodeAddr = a.Address.Local + "@" + u
@@ -97,7 +100,8 @@ func (sc accountScope) render(row postgres.AccountRow) accountJSON {
 	return accountJSON{
 		Address: a.Address.String(), UnicodeAddress: unicodeAddr, LocalPart: a.Address.Local, Domain: a.Address.Domain,
 		DisplayName: a.DisplayName, COS: a.COS, Status: a.Status, MailQuotaBytes: a.MailQuotaBytes,
-		GlobalAdmin: a.GlobalAdmin, DomainAdmin: a.DomainAdmin, Attributes: attrs, Aliases: aliases,
+		GlobalAdmin: a.GlobalAdmin, DomainAdmin: a.DomainAdmin, Auditor: a.Auditor, AuditorDomains: auditorDomains,
+		Attributes: attrs, Aliases: aliases,
 		HasPassword: a.HasPassword, Effective: eff.Values, Sources: eff.Sources,
 		Version: row.Version, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	}
@@ -177,6 +181,10 @@ func (s *Server) mayChange(r *http.Request, p commands.Principal, addr domain.Ad
 	if row.Account.GlobalAdmin && !p.GlobalAdmin && p.Address != addr {
 		return forbidden("only a global administrator may change the account of a global administrator")
 	}
+	if row.Account.Auditor && !p.GlobalAdmin && p.Address != addr {
+		// Resetting its password would let a domain admin read every domain the auditor reads.
+		return forbidden("only a global administrator may change the account of an auditor")
+	}
 	return nil
 }
 
@@ -195,13 +203,11 @@ func (s *Server) written(r *http.Request, out commands.Outcome, addr domain.Addr
 		if v.COS != nil {
 			sc.cos[v.COS.Name] = *v.COS
 		}
-		row := postgres.AccountRow{Account: v.Account, Row: postgres.Row{Version: v.Version, CreatedAt: v.Account.CreatedAt, UpdatedAt: out.At}}
-		if out.At.IsZero() {
-			row.UpdatedAt = v.Account.CreatedAt // nothing changed: the read model's time is not known here
-			if cur, err := s.Reads.Account(r.Context(), addr.String()); err == nil {
-				row.UpdatedAt = cur.UpdatedAt
-			}
+		current := func() (postgres.Row, error) {
+			cur, err := s.Reads.Account(r.Context(), addr.String())
+			return cur.Row, err
 		}
+		row := postgres.AccountRow{Account: v.Account, Row: writtenRow(out, v.Version, v.Account.CreatedAt, current)}
 		return sc.render(row), v.Version, nil
 	}
 }
@@ -214,29 +220,9 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := requireSelfOrAdmin(principal(r), addr); err != nil {
 		return err
 	}
-	t, past, err := asOf(r)
-	if err != nil {
-		return err
-	}
-	if past {
-		v, version, err := s.accountAsOf(r.Context(), addr, t)
-		if err != nil {
-			return err
-		}
-		w.Header().Set("ETag", etag(version))
-		writeJSON(w, http.StatusOK, v)
-		return nil
-	}
-	if err := s.catchUp(r, domain.AccountStreamID(addr)); err != nil {
-		return err
-	}
-	v, version, err := s.accountView(r.Context(), addr)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("ETag", etag(version))
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.readObject(w, r, domain.AccountStreamID(addr),
+		func(ctx context.Context, t time.Time) (any, int, error) { return s.accountAsOf(ctx, addr, t) },
+		func(ctx context.Context) (any, int, error) { return s.accountView(ctx, addr) })
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
@@ -251,9 +237,8 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if q.Status != "" && !slices.Contains(accountStatusValues, q.Status) {
-		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad status filter",
-			Fields: []FieldError{{Field: "status", Message: "must be one of active, locked, maintenance, closed, lockout, pending"}}}
+	if err := checkStatusFilter(q, domain.AccountStatuses()); err != nil {
+		return err
 	}
 	if err := s.catchUp(r, ""); err != nil {
 		return err
@@ -275,7 +260,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
 
 // accountFields are the members a new account may have.
 var accountFields = []string{"address", "local_part", "display_name", "password", "password_hash", "cos", "status",
-	"mail_quota_bytes", "global_admin", "domain_admin", "attributes"}
+	"mail_quota_bytes", "global_admin", "domain_admin", "auditor", "auditor_domains", "attributes"}
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	name, err := domainName(r)
@@ -286,12 +271,8 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(p, name); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	// Read member by member, so that every mistyped member is reported, not just the first.
-	doc, err := parsePatch(body, accountFields...)
+	body, doc, err := readPatch(r, accountFields...)
 	if err != nil {
 		return err
 	}
@@ -303,6 +284,8 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 		Status:         deref(patchValue[string](&doc, "status")),
 		GlobalAdmin:    deref(patchValue[bool](&doc, "global_admin")),
 		DomainAdmin:    deref(patchValue[bool](&doc, "domain_admin")),
+		Auditor:        deref(patchValue[bool](&doc, "auditor")),
+		AuditorDomains: deref(patchValue[[]string](&doc, "auditor_domains")),
 	}
 	cred := commands.Credentials{
 		Password:     patchField[string](&doc, "password"),
@@ -310,6 +293,9 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	if cmd.GlobalAdmin && !p.GlobalAdmin {
 		return forbidden("only a global administrator may create a global administrator")
+	}
+	if (doc.has("auditor") || doc.has("auditor_domains")) && !p.GlobalAdmin {
+		return forbidden("only a global administrator may create an auditor")
 	}
 	req, err := s.commandRequest(r, body)
 	if err != nil {
@@ -346,7 +332,7 @@ func deref[T any](p *T) T {
 // account may change on itself.
 var (
 	accountPatchFields = []string{"display_name", "cos", "status", "mail_quota_bytes", "global_admin", "domain_admin",
-		"attributes", "password", "password_hash"}
+		"auditor", "auditor_domains", "attributes", "password", "password_hash"}
 	selfPatchFields = []string{"display_name", "password"}
 )
 
@@ -369,11 +355,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := requireSelfOrAdmin(p, addr); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, accountPatchFields...)
+	body, doc, err := readPatch(r, accountPatchFields...)
 	if err != nil {
 		return err
 	}
@@ -387,6 +369,9 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 	if doc.has("global_admin") && !p.GlobalAdmin {
 		return forbidden("only a global administrator may grant or revoke global_admin")
 	}
+	if (doc.has("auditor") || doc.has("auditor_domains")) && !p.GlobalAdmin {
+		return forbidden("only a global administrator may grant, revoke or scope the auditor role")
+	}
 	if err := s.mayChange(r, p, addr); err != nil {
 		return err
 	}
@@ -397,6 +382,8 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) error {
 		MailQuotaBytes: patchField[int64](&doc, "mail_quota_bytes"),
 		GlobalAdmin:    patchValue[bool](&doc, "global_admin"),
 		DomainAdmin:    patchValue[bool](&doc, "domain_admin"),
+		Auditor:        patchValue[bool](&doc, "auditor"),
+		AuditorDomains: patchValue[[]string](&doc, "auditor_domains"),
 	}}
 	patch.Update.Attributes, patch.Attributes = attributesPatch(&doc)
 	for _, f := range []string{"password", "password_hash"} {

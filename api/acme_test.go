@@ -95,7 +95,13 @@ func TestACMEIssuesAndServes(t *testing.T) {
 				require.Equal(t, id, again.JSON(t)["job"].(map[string]any)["id"])
 				p := e.Do(t, http.MethodPost, certPath(dom, tc.host)+"/acme", admin, map[string]any{"chain": "long"}).Problem(t, http.StatusConflict)
 				require.Contains(t, p["detail"], "being issued")
-				require.Equal(t, "pending", status(t, e, admin, dom, tc.host)["issuance"].(map[string]any)["state"])
+				// Pending, unless the job has already ended by now (the suite on 2 CPUs can
+				// take longer over the three requests above than Pebble takes to issue).
+				if iss, ok := status(t, e, admin, dom, tc.host)["issuance"].(map[string]any); ok {
+					require.Equal(t, "pending", iss["state"])
+				} else {
+					require.Equal(t, "valid", status(t, e, admin, dom, tc.host)["status"], "no issuance shown: the job has ended")
+				}
 				require.Equal(t, []string{"chain"}, e.Do(t, http.MethodPost, certPath(dom, tc.host)+"/acme", admin,
 					map[string]any{"chain": "medium"}).FieldErrors(t))
 			}
@@ -303,6 +309,7 @@ func TestACMERenewal(t *testing.T) {
 	// not after the wall clock.
 	e := apitest.NewWith(t, apitest.Options{Now: clk.Now, Workers: &apitest.Workers{
 		ACME: func(c *workers.ACMEConfig) { c.Lifetime = 90 * 24 * time.Hour }}})
+	startupRunDone(t, e, "renew_certificates")
 	dom := e.CreateDomain(t, nil)
 	adminAddr, admin := e.User(t, dom, apitest.DomainAdmin)
 	host := "mail." + dom
@@ -333,7 +340,13 @@ func TestACMERenewal(t *testing.T) {
 	runRenewal(t, e)
 	require.Equal(t, 2, issuanceJobs(t, e, host), "the new certificate is not due")
 
-	// Now renewals fail: the host's A record points where nothing answers.
+	// Now renewals fail: the host's A record points where nothing answers. The CA must validate
+	// again, so the account that holds a valid authorization of the host goes: Pebble reuses one
+	// for a new order 1 time in 100 even with PEBBLE_AUTHZREUSE=0 (its test is
+	// rand.Intn(100) > percent), which let the renewal below succeed once in CI. The next
+	// issuance registers a new account.
+	_, err := e.Pool.Exec(t.Context(), `DELETE FROM acme_accounts`)
+	require.NoError(t, err)
 	apitest.SetA(t, host, "127.0.0.2")
 	due2 := parseTime(t, renewed["renewal_due_at"])
 	expiry2 := parseTime(t, renewed["not_after"])

@@ -21,9 +21,13 @@ func requireGlobalAdmin(p commands.Principal) error {
 	return nil
 }
 
-// administers reports whether p may manage objects of the domain.
+// administers reports whether p may manage objects of the domain (for an API token: also
+// within its scope). An auditor passes it for the domains of its scope (see auditor.go):
+// serveAs has already refused every request of an auditor that is not a read, so for an
+// auditor this only answers "may p see this domain?".
 func administers(p commands.Principal, domainName string) bool {
-	return p.GlobalAdmin || (p.DomainAdmin && p.Address.Domain == domainName)
+	return p.InTokenScope(domainName) &&
+		(p.GlobalAdmin || (p.DomainAdmin && p.Address.Domain == domainName) || p.Audits(domainName))
 }
 
 func requireDomainAdmin(p commands.Principal, domainName string) error {

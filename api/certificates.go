@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"mailplane/domain"
 )
@@ -147,16 +149,15 @@ func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.catchUp(r, domain.VirtualHostStreamID(name, host)); err != nil {
-		return err
-	}
-	v, version, err := s.certificateView(r.Context(), name, host)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("ETag", etag(version))
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.readObject(w, r, domain.VirtualHostStreamID(name, host),
+		func(ctx context.Context, t time.Time) (any, int, error) {
+			row, err := s.virtualHostAsOf(ctx, name, host, t)
+			if err != nil {
+				return nil, 0, err
+			}
+			return renderCertificate(row.VirtualHost, row.Version, t), row.Version, nil
+		},
+		func(ctx context.Context) (any, int, error) { return s.certificateView(ctx, name, host) })
 }
 
 func (s *Server) removeCertificate(w http.ResponseWriter, r *http.Request) error {
@@ -230,14 +231,5 @@ func (s *Server) requestACMECertificate(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	if !out.Replayed {
-		w.Header().Set("Location", "/api/v1/jobs/"+strconv.FormatInt(out.JobID, 10))
-	}
-	return s.respondNow(w, r, req, out, http.StatusAccepted, func() (any, int, error) {
-		job, err := s.Jobs.Lookup(r.Context(), out.JobID)
-		if err != nil {
-			return nil, 0, err
-		}
-		return map[string]any{"job": job}, 0, nil
-	})
+	return s.respondJob(w, r, req, out)
 }

@@ -20,7 +20,7 @@ func (s *Server) routeConfig(r *mux.Router) {
 // configFields are the members of the global configuration a PATCH may send.
 var configFields = []string{"time_zone", "public_protocol", "spam_relay_host", "default_cos",
 	"account_quota_bytes", "domain_quota_bytes", "warn_percent",
-	"gal_polling_interval_seconds", "session_lifetime_seconds", "password_min_length"}
+	"gal_polling_interval_seconds", "session_lifetime_seconds", "password_min_length", "totp_required"}
 
 // configJSON is the global configuration as the API shows it: every setting with its value in
 // force (the built-in default until someone sets it).
@@ -35,6 +35,7 @@ type configJSON struct {
 	GALPollingIntervalSeconds int    `json:"gal_polling_interval_seconds"`
 	SessionLifetimeSeconds    int    `json:"session_lifetime_seconds"`
 	PasswordMinLength         int    `json:"password_min_length"`
+	TOTPRequired              bool   `json:"totp_required"`
 	// Version is 0 while the configuration was never changed.
 	Version int `json:"version"`
 }
@@ -46,7 +47,8 @@ func renderConfig(g domain.GlobalConfig, version int) configJSON {
 		DefaultCOS: g.DefaultCOS, AccountQuotaBytes: g.AccountQuotaBytes, DomainQuotaBytes: g.DomainQuotaBytes,
 		WarnPercent: g.WarnPercent, GALPollingIntervalSeconds: g.GALPollingIntervalSeconds,
 		SessionLifetimeSeconds: g.SessionLifetimeSeconds, PasswordMinLength: g.PasswordMinLength,
-		Version: version,
+		TOTPRequired: g.TOTPRequired,
+		Version:      version,
 	}
 }
 
@@ -60,8 +62,9 @@ func (s *Server) configView(ctx context.Context) (any, int, error) {
 
 // requireAdmin admits global and domain administrators. Domain admins may read the global
 // defaults and the classes of service: their domains inherit them and their accounts use them.
+// Auditors read them too, for the same reason.
 func requireAdmin(p commands.Principal) error {
-	if !p.GlobalAdmin && !p.DomainAdmin {
+	if !p.GlobalAdmin && !p.DomainAdmin && !p.Auditor {
 		return forbidden("only administrators may do this")
 	}
 	return nil
@@ -84,11 +87,7 @@ func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) error {
 	if err := requireGlobalAdmin(principal(r)); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, configFields...)
+	body, doc, err := readPatch(r, configFields...)
 	if err != nil {
 		return err
 	}
@@ -103,6 +102,7 @@ func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) error {
 		GALPollingIntervalSeconds: patchField[int](&doc, "gal_polling_interval_seconds"),
 		SessionLifetimeSeconds:    patchField[int](&doc, "session_lifetime_seconds"),
 		PasswordMinLength:         patchField[int](&doc, "password_min_length"),
+		TOTPRequired:              patchField[bool](&doc, "totp_required"),
 	}
 	// Null resets a setting to its built-in default (nothing sits above the global level).
 	// default_cos is reset by naming the built-in default COS instead of clearing it, so the

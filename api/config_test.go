@@ -21,7 +21,7 @@ func TestGetConfigShowsBuiltInDefaults(t *testing.T) {
 	require.Equal(t, `"0"`, r.Header.Get("ETag"))
 	require.JSONEq(t, `{"time_zone":"UTC","public_protocol":"https","spam_relay_host":"","default_cos":"default",
 		"account_quota_bytes":0,"domain_quota_bytes":0,"warn_percent":90,"gal_polling_interval_seconds":3600,
-		"session_lifetime_seconds":86400,"password_min_length":8,"version":0}`, string(r.Body))
+		"session_lifetime_seconds":86400,"password_min_length":8,"totp_required":false,"version":0}`, string(r.Body))
 }
 
 func TestPatchConfig(t *testing.T) {
@@ -38,7 +38,7 @@ func TestPatchConfig(t *testing.T) {
 	require.Equal(t, `"1"`, r.Header.Get("ETag"))
 	require.JSONEq(t, `{"time_zone":"Europe/Rome","public_protocol":"http","spam_relay_host":"relay.example.org:2525",
 		"default_cos":"default","account_quota_bytes":1073741824,"domain_quota_bytes":10737418240,"warn_percent":80,
-		"gal_polling_interval_seconds":600,"session_lifetime_seconds":7200,"password_min_length":12,"version":1}`, string(r.Body))
+		"gal_polling_interval_seconds":600,"session_lifetime_seconds":7200,"password_min_length":12,"totp_required":false,"version":1}`, string(r.Body))
 	got := e.Do(t, http.MethodGet, configPath, e.AdminToken, nil)
 	require.JSONEq(t, string(r.Body), string(got.Body))
 	require.Equal(t, `"1"`, got.Header.Get("ETag"))

@@ -34,6 +34,10 @@ func (s *Server) requireJSON(next http.Handler) http.Handler {
 			return
 		}
 		upload := isCertificateUpload(r)
+		if _, ok := importFormat(r.Header.Get("Content-Type")); ok && isImportUpload(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if !hasBody(r) || acceptedMediaType(r.Method, r.Header.Get("Content-Type")) ||
 			upload && isMultipart(r.Header.Get("Content-Type")) {
 			next.ServeHTTP(w, r)

@@ -133,12 +133,8 @@ func (s *Server) createCOS(w http.ResponseWriter, r *http.Request) error {
 	if err := requireGlobalAdmin(principal(r)); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	// Read member by member, so that every mistyped member is reported, not just the first.
-	doc, err := parsePatch(body, cosFields...)
+	body, doc, err := readPatch(r, cosFields...)
 	if err != nil {
 		return err
 	}
@@ -226,11 +222,7 @@ func (s *Server) patchCOS(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, cosFields...)
+	body, doc, err := readPatch(r, cosFields...)
 	if err != nil {
 		return err
 	}

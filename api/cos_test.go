@@ -115,7 +115,19 @@ func TestCreateCOS(t *testing.T) {
 		require.Equal(t, http.StatusCreated, again.Status, "%s", again.Body)
 		require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
 		require.JSONEq(t, string(first.Body), string(again.Body))
+		// The first response, headers too (API.md: "a repeat returns the first response").
+		require.NotEmpty(t, first.Header.Get("Location"))
+		require.Equal(t, first.Header.Get("Location"), again.Header.Get("Location"))
+		require.NotEmpty(t, first.Header.Get("ETag"))
+		require.Equal(t, first.Header.Get("ETag"), again.Header.Get("ETag"))
 		require.Equal(t, 1, countEvents(t, e, "cos-"+name), "the repeat appended nothing")
+		// A record kept before the headers were (migration 00020) still replays its body.
+		tag, err := e.Pool.Exec(t.Context(), `UPDATE idempotency_keys SET response_headers = NULL WHERE key = $1 AND response_headers IS NOT NULL`, key)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, tag.RowsAffected())
+		old := e.Do(t, http.MethodPost, cosPath, e.AdminToken, body, "Idempotency-Key", key)
+		require.Equal(t, http.StatusCreated, old.Status, "%s", old.Body)
+		require.JSONEq(t, string(first.Body), string(old.Body))
 
 		other := e.Do(t, http.MethodPost, cosPath, e.AdminToken, map[string]any{"name": name + "-other"}, "Idempotency-Key", key)
 		require.Equal(t, "/problems/idempotency-key-reused", other.Problem(t, http.StatusUnprocessableEntity)["type"])

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -16,8 +19,10 @@ func (s *Server) routeDomains(r *mux.Router) {
 	r.Handle("/domains", s.handle(s.createDomain)).Methods(http.MethodPost)
 	r.Handle("/domains/{domain}", s.handle(s.getDomain)).Methods(http.MethodGet)
 	r.Handle("/domains/{domain}", s.handle(s.patchDomain)).Methods(http.MethodPatch)
+	r.Handle("/domains/{domain}", s.handle(s.deleteDomain)).Methods(http.MethodDelete)
 	r.Handle("/domains/{domain}/close", s.handle(s.closeDomain)).Methods(http.MethodPost)
 	r.Handle("/domains/{domain}/history", s.handle(s.domainHistory)).Methods(http.MethodGet)
+	r.Handle("/domains/{domain}/history/export", s.handle(s.domainHistoryExport)).Methods(http.MethodGet)
 	r.Handle("/domains/{domain}/deletion-preview", s.handle(s.deletionPreview)).Methods(http.MethodGet)
 }
 
@@ -64,8 +69,10 @@ type domainJSON struct {
 	SpamRelayHost  *string             `json:"spam_relay_host"`
 	DefaultCOS     *string             `json:"default_cos"`
 	Status         string              `json:"status"`
+	Removing       bool                `json:"removing"`
 	Auth           domainAuthJSON      `json:"auth"`
 	Limits         domain.DomainLimits `json:"limits"`
+	TOTPRequired   bool                `json:"totp_required"`
 	Effective      map[string]any      `json:"effective"`
 	Sources        map[string]string   `json:"sources"`
 	Counts         postgres.Counts     `json:"counts"`
@@ -80,9 +87,10 @@ func renderDomain(g domain.GlobalConfig, row postgres.DomainRow) domainJSON {
 	return domainJSON{
 		Name: d.Name, UnicodeName: d.UnicodeName, Description: d.Description, TimeZone: d.TimeZone,
 		PublicProtocol: d.PublicProtocol, SpamRelayHost: d.SpamRelayHost, DefaultCOS: d.DefaultCOS, Status: d.Status,
+		Removing: d.Removing,
 		Auth: domainAuthJSON{Mechanism: d.Auth.Mechanism, LDAPURL: d.Auth.LDAPURL, BindDN: d.Auth.BindDN,
 			HasBindPassword: d.Auth.HasBindPassword, SearchBase: d.Auth.SearchBase, SearchFilter: d.Auth.SearchFilter},
-		Limits: d.Limits, Effective: eff.Values, Sources: eff.Sources, Counts: row.Counts,
+		Limits: d.Limits, TOTPRequired: d.TOTPRequired, Effective: eff.Values, Sources: eff.Sources, Counts: row.Counts,
 		Version: row.Version, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	}
 }
@@ -114,24 +122,23 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.catchUp(r, ""); err != nil {
+	if err := checkStatusFilter(q, domain.DomainStatuses()); err != nil {
 		return err
 	}
-	if !p.GlobalAdmin {
-		// A domain admin sees the one domain it administers.
-		if !p.DomainAdmin {
-			return forbidden("only administrators may list domains")
-		}
-		row, err := s.Reads.Domain(r.Context(), p.Address.Domain)
-		if err != nil {
-			return err
-		}
-		g, _, err := s.Reads.GlobalConfig(r.Context())
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, listPage{Items: []domainJSON{renderDomain(g, row)}})
-		return nil
+	// Everyone's list is the one query, narrowed to the domains the caller may see: a limited
+	// auditor its listed domains, a domain admin the one it administers.
+	var only []string
+	switch {
+	case p.GlobalAdmin || p.AuditsAll():
+	case p.Auditor:
+		only = p.AuditorDomains
+	case p.DomainAdmin:
+		only = []string{p.Address.Domain}
+	default:
+		return forbidden("only administrators may list domains")
+	}
+	if err := s.catchUp(r, ""); err != nil {
+		return err
 	}
 	g, _, err := s.Reads.GlobalConfig(r.Context())
 	if err != nil {
@@ -139,7 +146,7 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
 	}
 	limit := q.Limit
 	q.Limit++
-	rows, err := s.Reads.ListDomains(r.Context(), q)
+	rows, err := s.Reads.ListDomains(r.Context(), q, only)
 	if err != nil {
 		return err
 	}
@@ -156,27 +163,10 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(principal(r), name); err != nil {
 		return err
 	}
-	t, past, err := asOf(r)
-	if err != nil {
-		return err
-	}
-	var v any
-	var version int
-	if past {
-		v, version, err = s.domainAsOf(r.Context(), name, t)
-	} else {
-		// Its counts depend on every stream in it: see everything committed before this request.
-		if err := s.catchUp(r, ""); err != nil {
-			return err
-		}
-		v, version, err = s.domainView(r.Context(), name)
-	}
-	if err != nil {
-		return err
-	}
-	w.Header().Set("ETag", etag(version))
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	// Its counts depend on every stream in it: see everything committed before this request.
+	return s.readObject(w, r, "",
+		func(ctx context.Context, t time.Time) (any, int, error) { return s.domainAsOf(ctx, name, t) },
+		func(ctx context.Context) (any, int, error) { return s.domainView(ctx, name) })
 }
 
 func (s *Server) createDomain(w http.ResponseWriter, r *http.Request) error {
@@ -214,6 +204,10 @@ func (s *Server) createDomain(w http.ResponseWriter, r *http.Request) error {
 	return s.respond(w, r, req, out, http.StatusCreated, func() (any, int, error) { return s.domainView(r.Context(), name) })
 }
 
+// domainPatchFields are the members a domain's PATCH may have.
+var domainPatchFields = []string{"description", "time_zone", "public_protocol", "spam_relay_host", "default_cos",
+	"status", "auth", "limits", "totp_required"}
+
 func (s *Server) patchDomain(w http.ResponseWriter, r *http.Request) error {
 	name, err := domainName(r)
 	if err != nil {
@@ -223,18 +217,13 @@ func (s *Server) patchDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(p, name); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, "description", "time_zone", "public_protocol", "spam_relay_host", "default_cos",
-		"status", "auth", "limits")
+	body, doc, err := readPatch(r, domainPatchFields...)
 	if err != nil {
 		return err
 	}
 	// A domain admin runs its domain; its status and authentication are the provider's.
-	if !p.GlobalAdmin && (doc.has("status") || doc.has("auth")) {
-		return forbidden("only a global administrator may change a domain's status or authentication")
+	if !p.GlobalAdmin && (doc.has("status") || doc.has("auth") || doc.has("totp_required")) {
+		return forbidden("only a global administrator may change a domain's status, authentication or TOTP requirement")
 	}
 	cmd := domain.UpdateDomain{
 		Description:    patchValue[string](&doc, "description"),
@@ -243,6 +232,7 @@ func (s *Server) patchDomain(w http.ResponseWriter, r *http.Request) error {
 		SpamRelayHost:  patchField[string](&doc, "spam_relay_host"),
 		DefaultCOS:     patchField[string](&doc, "default_cos"),
 		Status:         patchValue[string](&doc, "status"),
+		TOTPRequired:   patchValue[bool](&doc, "totp_required"),
 	}
 	var bindPassword *string
 	if auth, ok := doc.sub("auth", "mechanism", "ldap_url", "bind_dn", "bind_password", "search_base", "search_filter"); ok && auth != nil {
@@ -300,25 +290,102 @@ func (s *Server) closeDomain(w http.ResponseWriter, r *http.Request) error {
 	return s.respond(w, r, req, out, http.StatusOK, func() (any, int, error) { return s.domainView(r.Context(), name) })
 }
 
-// deletionPreview lists every object that removing the domain would take.
+// deletionPreviewJSON is what removing a domain would take (API.md "deletion-preview").
+type deletionPreviewJSON struct {
+	Domain string `json:"domain"`
+	postgres.DomainObjects
+	// GALAccount is the domain's GALSync account (null when it has none).
+	GALAccount *string `json:"gal_account"`
+	// Removing says whether a removal is already under way.
+	Removing   bool    `json:"removing"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+var previewKinds = []string{postgres.KindAccounts, postgres.KindLists, postgres.KindResources, postgres.KindAliases,
+	postgres.KindVirtualHosts, postgres.KindCertificates}
+
+// deletionPreview lists every object that removing the domain would take, with the count of
+// each kind. It pages like every list (limit, cursor), every kind at once: a page holds up to
+// limit of each, and next_cursor, until every kind is exhausted, continues each where it
+// stopped (kinds already complete come back empty).
 func (s *Server) deletionPreview(w http.ResponseWriter, r *http.Request) error {
 	name, err := domainName(r)
 	if err != nil {
 		return err
 	}
-	if err := requireGlobalAdmin(principal(r)); err != nil {
+	if p := principal(r); !p.GlobalAdmin && !p.Audits(name) {
+		return forbidden("only a global administrator or an auditor of the domain may see what its removal would take")
+	}
+	q, err := page(r)
+	if err != nil {
 		return err
+	}
+	var after map[string]string
+	if q.After != "" {
+		if err := json.Unmarshal([]byte(q.After), &after); err != nil {
+			return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad cursor",
+				Fields: []FieldError{{Field: "cursor", Message: "is not a cursor this API returned"}}}
+		}
 	}
 	if err := s.catchUp(r, ""); err != nil {
 		return err
 	}
-	if _, err := s.Reads.DomainSettings(r.Context(), name); err != nil {
-		return err
-	}
-	objects, err := s.Reads.DomainObjects(r.Context(), name)
+	d, err := s.Reads.DomainSettings(r.Context(), name)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, objects)
+	objects, err := s.Reads.DomainObjects(r.Context(), name, q.Limit, after)
+	if err != nil {
+		return err
+	}
+	out := deletionPreviewJSON{Domain: name, DomainObjects: objects, Removing: d.Removing}
+	switch g, err := s.Reads.GAL(r.Context(), name); {
+	case err == nil:
+		account := g.GAL.Account.String()
+		out.GALAccount = &account
+	case !errors.Is(err, domain.ErrNotFound):
+		return err
+	}
+	if len(objects.After) > 0 {
+		next := map[string]string{}
+		for _, k := range previewKinds {
+			next[k] = objects.After[k] // "": that kind is complete
+		}
+		b, _ := json.Marshal(next)
+		c := base64.RawURLEncoding.EncodeToString(b)
+		out.NextCursor = &c
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// deleteDomain starts removing a domain: 202 with the remove_domain job, which deletes every
+// object (one event each), then the domain, and destroys its data key. Asked again while the
+// removal runs, it answers with the same job.
+func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) error {
+	name, err := domainName(r)
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	if err := requireGlobalAdmin(p); err != nil {
+		return err
+	}
+	if p.Address.Domain == name {
+		// The request would remove the very account that makes it, and lock its caller out.
+		return errorf(http.StatusConflict, "own-domain", "%s is your own account's domain: remove it as another global administrator", name)
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	req, err := s.commandRequest(r, body)
+	if err != nil {
+		return err
+	}
+	out, err := s.Commands.StartDomainRemoval(r.Context(), req, name)
+	if err != nil {
+		return err
+	}
+	return s.respondJob(w, r, req, out)
 }

@@ -162,7 +162,7 @@ func TestCloseDomainRefusesLogins(t *testing.T) {
 	t.Parallel()
 	e := apitest.New(t)
 	name := e.CreateDomain(t, nil)
-	_, token := e.User(t, name, apitest.Plain)
+	user, token := e.User(t, name, apitest.Plain)
 	// The user's session works until the domain closes.
 	require.NotEqual(t, http.StatusUnauthorized, e.Do(t, http.MethodGet, "/api/v1/domains/"+name, token, nil).Status)
 
@@ -170,7 +170,17 @@ func TestCloseDomainRefusesLogins(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	require.Equal(t, "closed", r.JSON(t)["status"])
 	e.Do(t, http.MethodGet, "/api/v1/domains/"+name, token, nil).Problem(t, http.StatusUnauthorized)
+	p := e.Do(t, http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": user, "password": "user-password-1"}).
+		Problem(t, http.StatusForbidden)
+	require.Equal(t, "/problems/login-refused", p["type"])
 	e.Do(t, http.MethodPost, "/api/v1/domains/missing.example/close", e.AdminToken, nil).Problem(t, http.StatusNotFound)
+
+	// A PATCH of the status reopens it: its objects were kept, and its users log in again.
+	r = e.Do(t, http.MethodPatch, "/api/v1/domains/"+name, e.AdminToken, map[string]any{"status": "active"})
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	require.Equal(t, "active", r.JSON(t)["status"])
+	again := e.Login(t, user, "user-password-1")
+	require.Equal(t, http.StatusOK, e.Do(t, http.MethodGet, "/api/v1/accounts/"+user, again, nil).Status)
 }
 
 func TestListDomainsPaginates(t *testing.T) {
@@ -240,4 +250,46 @@ func TestCloseDomainIdempotentReplay(t *testing.T) {
 	other := e.CreateDomain(t, nil)
 	e.Do(t, http.MethodPost, "/api/v1/domains/"+other+"/close", e.AdminToken, nil, "Idempotency-Key", key).
 		Problem(t, http.StatusUnprocessableEntity)
+}
+
+// GET /domains filters the same way whoever lists: ?status is checked (400 naming it, as for
+// accounts), and a domain admin's or a limited auditor's list is the same query narrowed to the
+// domains they may see, so ?q, ?status and paging apply to it too.
+func TestListDomainsFiltersForEveryRole(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t)
+	p := e.Do(t, http.MethodGet, "/api/v1/domains?status=bogus", e.AdminToken, nil).Problem(t, http.StatusBadRequest)
+	require.Equal(t, "status", p["errors"].([]any)[0].(map[string]any)["field"], "%v", p)
+
+	prefix := apitest.Unique("roles")
+	dom := e.CreateDomain(t, map[string]any{"name": prefix + "a.example", "description": "first"})
+	second := e.CreateDomain(t, map[string]any{"name": prefix + "b.example"})
+	_, admin := e.User(t, dom, apitest.DomainAdmin)
+	_, auditor := newAuditor(t, e, dom, []string{dom, second})
+	names := func(token, query string) []string {
+		t.Helper()
+		r := e.Do(t, http.MethodGet, "/api/v1/domains"+query, token, nil)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		var pg struct {
+			Items []struct {
+				Name string `json:"name"`
+			} `json:"items"`
+		}
+		r.Decode(t, &pg)
+		out := []string{}
+		for _, it := range pg.Items {
+			out = append(out, it.Name)
+		}
+		return out
+	}
+	require.Equal(t, []string{dom}, names(admin, ""))
+	require.Equal(t, []string{dom}, names(admin, "?q=first"))
+	require.Equal(t, []string{}, names(admin, "?q=nothing-like-it"), "a filter that matches nothing")
+	require.Equal(t, []string{}, names(admin, "?status=closed"))
+	e.Do(t, http.MethodGet, "/api/v1/domains?status=bogus", admin, nil).Problem(t, http.StatusBadRequest)
+
+	require.Equal(t, []string{dom, second}, names(auditor, ""))
+	require.Equal(t, []string{second}, names(auditor, "?q="+prefix+"b"))
+	require.Equal(t, []string{}, names(auditor, "?status=closed"))
+	require.Equal(t, []string{dom}, names(auditor, "?limit=1"), "paged like everyone's")
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"mailplane/eventstore"
 	"mailplane/projections"
 	"mailplane/projections/ldap"
+	"mailplane/projections/postgres"
 	"mailplane/workers"
 )
 
@@ -25,7 +27,11 @@ func (s *Server) mapError(err error) *Error {
 		later   *domain.RetryLaterError
 		badCert *domain.CertificateInvalidError
 	)
+	var tooBig *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooBig):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Type: "body-too-large",
+			Detail: fmt.Sprintf("request bodies are limited to %d bytes", tooBig.Limit)}
 	case errors.As(err, &ve):
 		e := &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "the request has invalid fields"}
 		for _, f := range ve.Errors {
@@ -64,6 +70,12 @@ func (s *Server) mapError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Type: "conflict", Detail: err.Error()}
 	case errors.Is(err, domain.ErrLoginRefused):
 		return &Error{Status: http.StatusForbidden, Type: "login-refused", Detail: err.Error()}
+	case errors.Is(err, commands.ErrTOTPRequired):
+		return &Error{Status: http.StatusUnauthorized, Type: "totp-required", Detail: err.Error()}
+	case errors.Is(err, commands.ErrTOTPInvalid):
+		return &Error{Status: http.StatusUnauthorized, Type: "totp-invalid", Detail: err.Error()}
+	case errors.Is(err, commands.ErrTOTPEnrolmentRequired):
+		return &Error{Status: http.StatusForbidden, Type: "totp-enrolment-required", Detail: err.Error()}
 	case errors.Is(err, commands.ErrInvalidCredentials):
 		return &Error{Status: http.StatusUnauthorized, Type: "invalid-credentials", Detail: err.Error()}
 	case errors.Is(err, commands.ErrUnauthenticated):
@@ -79,6 +91,9 @@ func (s *Server) mapError(err error) *Error {
 	case errors.Is(err, ldap.ErrUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "directory-unavailable", RetryAfter: 5,
 			Detail: "the directory could not be asked for the list's members; try again later", Internal: err}
+	case errors.Is(err, postgres.ErrBadCursor):
+		return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad cursor",
+			Fields: []FieldError{{Field: "cursor", Message: err.Error()}}}
 	case errors.Is(err, workers.ErrJobNotFound):
 		return &Error{Status: http.StatusNotFound, Type: "not-found", Detail: err.Error()}
 	case errors.Is(err, projections.ErrUnknownProjection):
@@ -89,6 +104,11 @@ func (s *Server) mapError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Type: "skip-mismatch", Detail: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "timeout", Detail: "the request took too long", RetryAfter: 1, Internal: err}
+	case eventstore.Unavailable(err):
+		// PostgreSQL is away (restarting, stopped, unreachable): nothing was changed, or the
+		// change is whole (one transaction); the pool reconnects by itself once it is back.
+		return &Error{Status: http.StatusServiceUnavailable, Type: "database-unavailable", RetryAfter: 2,
+			Detail: "the database cannot be reached; try again later", Internal: err}
 	}
 	return &Error{Status: http.StatusInternalServerError, Type: "internal", Internal: err}
 }

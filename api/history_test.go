@@ -196,8 +196,9 @@ func TestDeletionPreview(t *testing.T) {
 
 	r := e.Do(t, http.MethodGet, "/api/v1/domains/"+dom+"/deletion-preview", e.AdminToken, nil)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
-	require.JSONEq(t, `{"accounts":["`+min(a, b)+`","`+max(a, b)+`"],"aliases":["x@`+dom+`","y@`+elsewhere+`"],
-		"lists":[],"resources":[],"virtual_hosts":[]}`, string(r.Body))
+	require.JSONEq(t, `{"domain":"`+dom+`","accounts":["`+min(a, b)+`","`+max(a, b)+`"],"aliases":["x@`+dom+`","y@`+elsewhere+`"],
+		"lists":[],"resources":[],"virtual_hosts":[],"certificates":[],"gal_account":null,"removing":false,"next_cursor":null,
+		"counts":{"accounts":2,"lists":0,"resources":0,"aliases":2,"virtual_hosts":0,"certificates":0}}`, string(r.Body))
 	_, admin := e.User(t, dom, apitest.DomainAdmin)
 	e.Do(t, http.MethodGet, "/api/v1/domains/"+dom+"/deletion-preview", admin, nil).Problem(t, http.StatusForbidden)
 	e.Do(t, http.MethodGet, "/api/v1/domains/none.example/deletion-preview", e.AdminToken, nil).Problem(t, http.StatusNotFound)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"mailplane/workers"
+	"mailplane/commands"
 )
 
 func (s *Server) routeJobs(r *mux.Router) {
@@ -25,15 +25,25 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := principal(r)
-	if !p.GlobalAdmin && p.Address.String() != job.RequestedBy && (job.Domain == "" || requireDomainAdmin(p, job.Domain) != nil) {
+	if !p.GlobalAdmin && !p.AuditsAll() && p.Address.String() != job.RequestedBy && (job.Domain == "" || requireDomainAdmin(p, job.Domain) != nil) {
 		return forbidden("this job is neither yours nor in a domain you administer")
 	}
 	writeJSON(w, http.StatusOK, job)
 	return nil
 }
 
-// jobAccepted answers a request that started a job: 202 with the job (API.md "Long work").
-func jobAccepted(w http.ResponseWriter, job workers.Job) {
-	w.Header().Set("Location", "/api/v1/jobs/"+strconv.FormatInt(job.ID, 10))
-	writeJSON(w, http.StatusAccepted, map[string]any{"job": job})
+// respondJob answers a write that started a job: 202 with the job (API.md "Long work"), and
+// the job's path in Location. A replay answers what the first request was answered, Location
+// included (finish keeps it with the response).
+func (s *Server) respondJob(w http.ResponseWriter, r *http.Request, req commands.Request, out commands.Outcome) error {
+	if !out.Replayed {
+		w.Header().Set("Location", "/api/v1/jobs/"+strconv.FormatInt(out.JobID, 10))
+	}
+	return s.respondNow(w, r, req, out, http.StatusAccepted, func() (any, int, error) {
+		job, err := s.Jobs.Lookup(r.Context(), out.JobID)
+		if err != nil {
+			return nil, 0, err
+		}
+		return map[string]any{"job": job}, 0, nil
+	})
 }

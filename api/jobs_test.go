@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -73,4 +74,49 @@ func TestJobsShowStateAndProgressToWhoMaySeeThem(t *testing.T) {
 	_, err = e.Pool.Exec(ctx, `UPDATE river_job SET errors = '{}' WHERE id = $1`, row.ID)
 	require.NoError(t, err)
 	require.Equal(t, "cancelled", e.Do(t, http.MethodGet, path, e.AdminToken, nil).JSON(t)["state"])
+}
+
+// /metrics counts the jobs per kind and state, and the runs this process worked per kind and
+// outcome with their durations: a mail sent, and a mail whose relay is down (tried again).
+func TestJobMetricsPerKind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := apitest.NewWith(t, apitest.Options{Workers: &apitest.Workers{}})
+	down := apitest.NewWith(t, apitest.Options{Workers: &apitest.Workers{SMTPAddr: "127.0.0.1:1"}})
+	dom := e.CreateDomain(t, nil)
+
+	enqueue := func(env *apitest.Env) int64 {
+		tx, err := env.Pool.Begin(ctx)
+		require.NoError(t, err)
+		row, err := workers.Enqueue(ctx, tx, env.Jobs, workers.SendEmailArgs{To: []string{"m@" + dom}, Subject: "metrics", Body: "b"},
+			nil, workers.JobMeta{Domain: dom})
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit(ctx))
+		return row.ID
+	}
+	state := func(env *apitest.Env, id int64) string {
+		return env.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d", id), env.AdminToken, nil).JSON(t)["state"].(string)
+	}
+	sent, failing := enqueue(e), enqueue(down)
+	require.Eventually(t, func() bool { return state(e, sent) == "succeeded" }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return state(down, failing) == "retrying" }, 20*time.Second, 20*time.Millisecond)
+
+	metrics := func(env *apitest.Env) string {
+		r := env.Do(t, http.MethodGet, "/metrics", "", nil)
+		require.Equal(t, http.StatusOK, r.Status)
+		return string(r.Body)
+	}
+	m := metrics(e)
+	require.Contains(t, m, `mailplane_jobs_status_up 1`)
+	require.Contains(t, m, `mailplane_jobs{kind="send_email",state="succeeded"} 1`)
+	require.Contains(t, m, `mailplane_jobs{kind="send_email",state="queued"} 0`)
+	require.Contains(t, m, `mailplane_jobs{kind="send_email",state="failed"} 0`)
+	require.Contains(t, m, `mailplane_job_runs_total{kind="send_email",outcome="succeeded"} 1`)
+	require.Contains(t, m, `mailplane_job_run_duration_seconds_count{kind="send_email",outcome="succeeded"} 1`)
+
+	m = metrics(down)
+	require.Contains(t, m, `mailplane_jobs{kind="send_email",state="retrying"} 1`)
+	require.Contains(t, m, `mailplane_jobs{kind="send_email",state="succeeded"} 0`)
+	require.Contains(t, m, `mailplane_job_runs_total{kind="send_email",outcome="errored"} 1`)
+	require.NotContains(t, m, `mailplane_job_runs_total{kind="send_email",outcome="succeeded"}`)
 }

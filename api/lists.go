@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -34,6 +33,7 @@ func (s *Server) routeLists(r *mux.Router) {
 	r.Handle("/lists/{address}", s.handle(s.patchList)).Methods(http.MethodPatch)
 	r.Handle("/lists/{address}", s.handle(s.deleteList)).Methods(http.MethodDelete)
 	r.Handle("/lists/{address}/members", s.handle(s.listMembers)).Methods(http.MethodGet)
+	r.Handle("/lists/{address}/history", s.handle(s.objectHistory("list", domain.ListStreamID))).Methods(http.MethodGet)
 	r.Handle("/lists/{address}/members", s.handle(s.changeList(listMembers, false))).Methods(http.MethodPost)
 	r.Handle("/lists/{address}/members", s.handle(s.changeList(listMembers, true))).Methods(http.MethodDelete)
 	r.Handle("/lists/{address}/members/{member}", s.handle(s.removeOne(listMembers))).Methods(http.MethodDelete)
@@ -149,14 +149,12 @@ func (s *Server) writtenList(r *http.Request, out commands.Outcome, addr domain.
 			}
 			return s.listView(r.Context(), addr)
 		}
-		row := postgres.ListRow{List: v.List, MemberCount: len(v.List.Members),
-			Row: postgres.Row{Version: v.Version, CreatedAt: v.List.CreatedAt, UpdatedAt: out.At}}
-		if out.At.IsZero() {
-			row.UpdatedAt = v.List.CreatedAt // nothing changed: the read model's time is not known here
-			if cur, err := s.Reads.List(r.Context(), addr.String()); err == nil {
-				row.UpdatedAt = cur.UpdatedAt
-			}
+		current := func() (postgres.Row, error) {
+			cur, err := s.Reads.List(r.Context(), addr.String())
+			return cur.Row, err
 		}
+		row := postgres.ListRow{List: v.List, MemberCount: len(v.List.Members),
+			Row: writtenRow(out, v.Version, v.List.CreatedAt, current)}
 		return renderList(row), v.Version, nil
 	}
 }
@@ -188,27 +186,23 @@ func (s *Server) roleOn(r *http.Request, p commands.Principal, addr domain.Addre
 	return 0, forbidden("you neither administer the domain %s nor own the list %s", addr.Domain, addr)
 }
 
+// administeredList reads the list's address from the path and checks that the caller
+// administers its domain; an owner is told that it may not do what (e.g. "delete the list").
+func (s *Server) administeredList(r *http.Request, what string) (domain.Address, error) {
+	addr, err := pathObject(r, "address", "list")
+	if err != nil {
+		return domain.Address{}, err
+	}
+	if role, err := s.roleOn(r, principal(r), addr); err != nil {
+		return domain.Address{}, err
+	} else if role != listAdmin {
+		return domain.Address{}, forbidden("an owner may not %s; ask an administrator of %s", what, addr.Domain)
+	}
+	return addr, nil
+}
+
 func (s *Server) listLists(w http.ResponseWriter, r *http.Request) error {
-	name, err := domainName(r)
-	if err != nil {
-		return err
-	}
-	if err := requireDomainAdmin(principal(r), name); err != nil {
-		return err
-	}
-	q, err := page(r)
-	if err != nil {
-		return err
-	}
-	if err := s.catchUp(r, ""); err != nil {
-		return err
-	}
-	if _, err := s.Reads.DomainSettings(r.Context(), name); err != nil {
-		return err
-	}
-	limit := q.Limit
-	q.Limit++
-	rows, err := s.Reads.ListLists(r.Context(), name, q)
+	rows, limit, err := domainListing(s, r, s.Reads.ListLists)
 	if err != nil {
 		return err
 	}
@@ -230,11 +224,7 @@ func (s *Server) createList(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(principal(r), name); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, listCreateFields...)
+	body, doc, err := readPatch(r, listCreateFields...)
 	if err != nil {
 		return err
 	}
@@ -278,36 +268,16 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.roleOn(r, principal(r), addr); err != nil {
 		return err
 	}
-	t, past, err := asOf(r)
-	if err != nil {
-		return err
-	}
-	var v any
-	var version int
-	if past {
-		v, version, err = s.listAsOf(r.Context(), addr, t)
-	} else {
-		if err := s.catchUp(r, domain.ListStreamID(addr)); err != nil {
-			return err
-		}
-		v, version, err = s.listView(r.Context(), addr)
-	}
-	if err != nil {
-		return err
-	}
-	w.Header().Set("ETag", etag(version))
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.readObject(w, r, domain.ListStreamID(addr),
+		func(ctx context.Context, t time.Time) (any, int, error) { return s.listAsOf(ctx, addr, t) },
+		func(ctx context.Context) (any, int, error) { return s.listView(ctx, addr) })
 }
 
 // listAsOf renders a list as it stood at t.
 func (s *Server) listAsOf(ctx context.Context, addr domain.Address, t time.Time) (any, int, error) {
-	l, version, _, updated, err := pastState[domain.MailingList](ctx, s, domain.ListStreamID(addr), t)
+	l, version, _, updated, err := pastObject[domain.MailingList](ctx, s, domain.ListStreamID(addr), "list "+addr.String(), t)
 	if err != nil {
 		return nil, 0, err
-	}
-	if !l.Exists() {
-		return nil, 0, fmt.Errorf("list %s at %s: %w", addr, t.Format(time.RFC3339), domain.ErrNotFound)
 	}
 	row := postgres.ListRow{List: l, MemberCount: len(l.Members),
 		Row: postgres.Row{Version: version, CreatedAt: l.CreatedAt, UpdatedAt: updated}}
@@ -341,12 +311,8 @@ func (s *Server) patchList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	allowed := append(slices.Clone(listPatchFields), "members", "owners", "aliases", "dynamic", "address")
-	doc, err := parsePatch(body, allowed...)
+	body, doc, err := readPatch(r, allowed...)
 	if err != nil {
 		return err
 	}
@@ -370,12 +336,7 @@ func (s *Server) patchList(w http.ResponseWriter, r *http.Request) error {
 		UnsubscriptionPolicy: policyPatch(&doc, "unsubscription_policy", domain.DefaultUnsubscriptionPolicy),
 		HideInGAL:            patchValue[bool](&doc, "hide_in_gal"),
 	}
-	if doc.has("allowed_senders") {
-		cmd.AllowedSenders = []string{} // null: anyone may post
-		if v := patchField[[]string](&doc, "allowed_senders"); v != nil && *v != nil {
-			cmd.AllowedSenders = *v
-		}
-	}
+	cmd.AllowedSenders = patchSet(&doc, "allowed_senders") // null: anyone may post
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
@@ -398,14 +359,9 @@ func policyPatch(doc *patchDoc, name, def string) *string {
 }
 
 func (s *Server) deleteList(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "list")
+	addr, err := s.administeredList(r, "delete the list")
 	if err != nil {
 		return err
-	}
-	if role, err := s.roleOn(r, principal(r), addr); err != nil {
-		return err
-	} else if role != listAdmin {
-		return forbidden("an owner may not delete the list; ask an administrator of %s", addr.Domain)
 	}
 	req, err := s.commandRequest(r, nil)
 	if err != nil {
@@ -516,11 +472,7 @@ func (s *Server) changeList(set listSet, removing bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		body, err := readBody(r)
-		if err != nil {
-			return err
-		}
-		doc, err := parsePatch(body, set.member)
+		body, doc, err := readPatch(r, set.member)
 		if err != nil {
 			return err
 		}
@@ -581,20 +533,11 @@ func (s *Server) removeOne(set listSet) handlerFunc {
 // {"member_url": "ldap:///??sub?(filter)", "drop_members": false}. A static list with members
 // answers 409 unless drop_members is true. Administrators only.
 func (s *Server) makeListDynamic(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "list")
+	addr, err := s.administeredList(r, "change the list's dynamic mode")
 	if err != nil {
 		return err
 	}
-	if role, err := s.roleOn(r, principal(r), addr); err != nil {
-		return err
-	} else if role != listAdmin {
-		return forbidden("an owner may not change the list's dynamic mode; ask an administrator of %s", addr.Domain)
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, "member_url", "drop_members")
+	body, doc, err := readPatch(r, "member_url", "drop_members")
 	if err != nil {
 		return err
 	}
@@ -615,14 +558,9 @@ func (s *Server) makeListDynamic(w http.ResponseWriter, r *http.Request) error {
 
 // makeListStatic turns a dynamic list static, without members (404 when it is not dynamic).
 func (s *Server) makeListStatic(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "list")
+	addr, err := s.administeredList(r, "change the list's dynamic mode")
 	if err != nil {
 		return err
-	}
-	if role, err := s.roleOn(r, principal(r), addr); err != nil {
-		return err
-	} else if role != listAdmin {
-		return forbidden("an owner may not change the list's dynamic mode; ask an administrator of %s", addr.Domain)
 	}
 	req, err := s.commandRequest(r, nil)
 	if err != nil {

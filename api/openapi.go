@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"mailplane/domain"
 )
 
 // The OpenAPI 3.1 document is built from apiRoutes, a plain table with one row per route the
@@ -36,13 +38,19 @@ type apiRoute struct {
 	Idempotent bool
 	// Body is the request body's oaSchema name; "" for none.
 	Body string
+	// BodyOptional: the operation may be sent without its Body.
+	BodyOptional bool
 	// Form, when set, is the oaSchema of a multipart/form-data body taken besides Body's JSON.
 	Form string
+	// Upload maps the media types of a non-JSON body (a file) to their oaSchema names.
+	Upload map[string]string
 	// Status is the success status; Result its body's oaSchema name ("" for no body) and
 	// ResultType its media type when not application/json.
 	Status     int
 	Result     string
 	ResultType string
+	// ResultTypes are further media types the success body may come in (same schema).
+	ResultTypes []string
 	// ETag: the success response carries the object's ETag.
 	ETag bool
 	// Headers are components.headers the success response carries besides the usual ones.
@@ -68,6 +76,12 @@ const (
 	tagOperations = "operations"
 	// tagVirtualHosts: virtual hosts and their TLS certificates.
 	tagVirtualHosts = "virtual-hosts"
+	// tagDKIM: the domains' DKIM signing keys.
+	tagDKIM = "dkim"
+	// tagGAL: the Global Address List and its GALSync account.
+	tagGAL = "gal"
+	// tagUsage: mailbox usage, quotas and the mail store's service tokens.
+	tagUsage = "usage"
 )
 
 // certificateProblemList documents the verification problem codes (domain.CertificateProblemCodes).
@@ -82,6 +96,13 @@ const certificateProblemList = "Problem codes: certificate_missing, certificate_
 	"docs/operations.md says what to do about each."
 
 var listQuery = []string{"q", "status", "limit", "cursor"}
+
+// historyQueryParams are the filters of every history (historyQuery).
+var historyQueryParams = []string{"after", "before", "type", "actor", "ip", "request_id", "correlation_id", "session_id", "limit", "cursor"}
+
+const historyFilters = "after and before bound recorded_at (RFC 3339, both exclusive); type keeps only the given event types (comma-separated); " +
+	"actor, ip, request_id, correlation_id and session_id keep only events whose request had exactly that value (actor case-insensitive). " +
+	"Each entry names who acted (actor) and, for requests made with a login token, the session (session_id). Secrets show as \"[redacted]\"."
 
 // apiRoutes is every route of the server (API.md).
 var apiRoutes = []apiRoute{
@@ -154,11 +175,35 @@ var apiRoutes = []apiRoute{
 		Status: 200, Result: "Domain", ETag: true, Problems: []int{409, 413}},
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/history", ID: "domainHistory", Tag: tagDomains,
 		Summary:     "The events of the domain and of every object in it, oldest first",
-		Description: "Administrators of the domain. after and before bound recorded_at (RFC 3339, both exclusive); type keeps only the given event types (comma-separated). Secrets show as \"[redacted]\". Available after the domain is gone.",
-		Query:       []string{"after", "before", "type", "limit", "cursor"}, Status: 200, Result: "HistoryPage"},
+		Description: "Administrators of the domain. " + historyFilters + " Available after the domain is gone.",
+		Query:       historyQueryParams, Status: 200, Result: "HistoryPage"},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/history/export", ID: "exportDomainHistory", Tag: tagDomains,
+		Summary: "The domain's whole history as JSON lines, streamed, for an offline check (mailplane verify-export)",
+		Description: "Administrators of the domain. Lines, each with a kind: one export header (domain, through: the global head the export stops at, exported_at); " +
+			"every event of the domain up to it in the global order, as stored (data and metadata as their hash chain covers them: sealed secrets stay sealed), " +
+			"with position, transaction_id, stream, stream_type, domain, version, type, schema_version, recorded_at (microseconds, as hashed), prev_hash and hash; " +
+			"the signed anchors up to through that cover those events (with their heads; an anchor present only for the next one's link and digest has heads null); " +
+			"and an end line with the domain, the counts, digest (hex SHA-256 of every line before it, each with its newline) and signature (hex Ed25519 with the anchor key over the RFC 8785 form of kind \"export-end\", domain, events, anchors and digest). Written page by page as it is read; a failure after the first line cuts the stream, which leaves the file without its end line. " +
+			"docs/operations.md \"Checking an export offline\" gives the procedure.",
+		Status: 200, Result: "HistoryExport", ResultType: mediaJSONLines, Headers: []string{"ContentDispositionExport"}},
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/deletion-preview", ID: "domainDeletionPreview", Tag: tagDomains,
-		Summary: "Every object that removing the domain would take", Description: "Global administrators.",
-		Status: 200, Result: "DeletionPreview"},
+		Summary: "Every object that removing the domain would take, with counts",
+		Description: "Global administrators and auditors of the domain. Accounts, lists, resources, aliases (those in the domain, and those elsewhere " +
+			"of its objects), virtual hosts and their certificates, and the GAL account (null while the domain has none). " +
+			"counts count every kind; the lists are paged all at once: up to limit of each kind, and next_cursor " +
+			"continues each kind where it stopped (kinds already complete come back empty) until all are.",
+		Query: []string{"limit", "cursor"}, Status: 200, Result: "DeletionPreview"},
+	{Method: http.MethodDelete, Path: "/api/v1/domains/{domain}", ID: "deleteDomain", Tag: tagDomains,
+		Summary: "Remove a domain and everything in it: a job",
+		Description: "Global administrators, not of the domain itself (409 own-domain). Answers 202 with the job " +
+			"(kind remove_domain) and records DomainRemovalStarted: from then on nothing can be created or changed in the " +
+			"domain (409 domain-unavailable). The job removes every object with an event of its own (aliases in other " +
+			"domains of the domain's objects go with them, and aliases in the domain of objects elsewhere are removed), then " +
+			"the virtual hosts, then the domain, and destroys the domain's data key in the same transaction as the " +
+			"domain's last event: its sealed secrets can never be opened again, while its history still reads. It survives " +
+			"a crash (every step re-derives what is left) and reports progress as done/total. Asked again while the " +
+			"removal runs, it answers with the same job. Once done, the name can be created again, empty.",
+		Idempotent: true, Status: 202, Result: "JobAccepted", Problems: []int{409, 413}},
 
 	// Accounts.
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/accounts", ID: "listAccounts", Tag: tagAccounts,
@@ -168,7 +213,7 @@ var apiRoutes = []apiRoute{
 		Description: "address or local_part. password or password_hash (PHC argon2id, bcrypt, {SSHA}, {SSHA512}) are optional and never returned. An address is unique across accounts, aliases, lists and resources (409 address-taken).",
 		Idempotent:  true, Body: "AccountCreate", Status: 201, Result: "Account", ETag: true, Problems: []int{409}},
 	{Method: http.MethodGet, Path: "/api/v1/accounts/{address}", ID: "getAccount", Tag: tagAccounts,
-		Summary: "An account with its effective settings (as_of: as it stood then)", Description: "The account itself, or an administrator of its domain.",
+		Summary: "An account with its effective settings (as_of: as it stood then)", Description: "The account itself, an administrator of its domain, or an auditor of it.",
 		Query: []string{"as_of"}, Status: 200, Result: "Account", ETag: true},
 	{Method: http.MethodPatch, Path: "/api/v1/accounts/{address}", ID: "patchAccount", Tag: tagAccounts,
 		Summary:     "Change an account (JSON merge patch)",
@@ -176,6 +221,10 @@ var apiRoutes = []apiRoute{
 		IfMatch:     true, Body: "AccountPatch", Status: 200, Result: "Account", ETag: true, Problems: []int{409}},
 	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}", ID: "deleteAccount", Tag: tagAccounts,
 		Summary: "Delete an account", IfMatch: true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/accounts/{address}/history", ID: "accountHistory", Tag: tagAccounts,
+		Summary:     "The account's events, oldest first",
+		Description: "Administrators of its domain. " + historyFilters + " Available after the account is removed; 404 for an address that never was an account.",
+		Query:       historyQueryParams, Status: 200, Result: "HistoryPage"},
 	{Method: http.MethodPost, Path: "/api/v1/accounts/{address}/aliases", ID: "addAlias", Tag: tagAccounts,
 		Summary:     "Give an account an alias",
 		Description: "The alias may be in any domain the caller administers; 409 address-taken when the address is in use.",
@@ -190,6 +239,28 @@ var apiRoutes = []apiRoute{
 		Status:      200, Result: "SessionList"},
 	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}/sessions/{id}", ID: "endSession", Tag: tagSessions,
 		Summary: "End one session", IfMatch: true, Status: 204, Problems: []int{409}},
+
+	// TOTP second factor (api/totp.go).
+	{Method: http.MethodGet, Path: "/api/v1/accounts/{address}/totp", ID: "getTOTP", Tag: tagAuth,
+		Summary:     "An account's TOTP second factor: enabled, pending, required, recovery codes left",
+		Description: "The account itself, or an administrator of its domain. Never the secret.",
+		Status:      200, Result: "TOTPStatus"},
+	{Method: http.MethodPost, Path: "/api/v1/accounts/{address}/totp", ID: "enrolTOTP", Tag: tagAuth,
+		Summary: "Enrol a TOTP second factor (the account itself only)",
+		Description: "Answers the secret once: otpauth URI (for a QR code), base32 secret (for manual entry) and ten single-use recovery codes. " +
+			"The secret is stored only sealed with the domain's data key, the recovery codes only hashed. The enrolment is pending " +
+			"(logins do not ask for a code) until confirmed; enrolling again replaces a pending one; 409 when one is confirmed already. " +
+			"Idempotency-Key is not honoured: the answer cannot be stored.",
+		Status: 201, Result: "TOTPEnrolment", Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/accounts/{address}/totp/confirm", ID: "confirmTOTP", Tag: tagAuth,
+		Summary:     "Confirm a pending TOTP enrolment with a current code (the account itself only)",
+		Description: "From then on the account's logins need totp_code (or recovery_code). 400 on a wrong code, 404 when nothing is pending.",
+		Body:        "TOTPCode", Status: 200, Result: "TOTPStatus", Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/accounts/{address}/totp", ID: "disableTOTP", Tag: tagAuth,
+		Summary: "Remove an account's TOTP second factor",
+		Description: "A global administrator may, without a code (a lost device). The owner may with a current code in the body, " +
+			"unless a second factor is required of it (409). A domain administrator may not remove another account's (403).",
+		Body: "TOTPCode", BodyOptional: true, Status: 204, Problems: []int{409}},
 
 	// Mailing lists.
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/lists", ID: "listLists", Tag: tagLists,
@@ -222,6 +293,10 @@ var apiRoutes = []apiRoute{
 		Summary:     "Delete a mailing list",
 		Description: "Administrators of its domain (not its owners). Its address and aliases are free again.",
 		IfMatch:     true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/lists/{address}/history", ID: "listHistory", Tag: tagLists,
+		Summary:     "The mailing list's events, oldest first",
+		Description: "Administrators of its domain. " + historyFilters + " Available after the list is removed; 404 for an address that never was a list.",
+		Query:       historyQueryParams, Status: 200, Result: "HistoryPage"},
 	{Method: http.MethodGet, Path: "/api/v1/lists/{address}/members", ID: "listListMembers", Tag: tagLists,
 		Summary: "A mailing list's members by address",
 		Description: "Administrators of its domain and its owners. A static list's explicit members; a dynamic list's are found by " +
@@ -285,6 +360,10 @@ var apiRoutes = []apiRoute{
 			"A signature is refused (400: resources have no signature). An address is unique across accounts, aliases, lists " +
 			"and resources (409 address-taken); a closed or suspended domain takes no new resource (409 domain-unavailable).",
 		Idempotent: true, Body: "ResourceCreate", Status: 201, Result: "Resource", ETag: true, Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/resources/{address}/history", ID: "resourceHistory", Tag: tagResources,
+		Summary:     "The resource's events, oldest first",
+		Description: "Administrators of its domain. " + historyFilters + " Available after the resource is removed; 404 for an address that never was a resource.",
+		Query:       historyQueryParams, Status: 200, Result: "HistoryPage"},
 	{Method: http.MethodGet, Path: "/api/v1/resources/{address}", ID: "getResource", Tag: tagResources,
 		Summary: "A resource (as_of: as it stood then)", Description: "Administrators of its domain.",
 		Query: []string{"as_of"}, Status: 200, Result: "Resource", ETag: true},
@@ -317,8 +396,9 @@ var apiRoutes = []apiRoute{
 			"validation (HTTP-01, port 80) goes through that record too.",
 		Idempotent: true, Body: "VirtualHostCreate", Status: 201, Result: "VirtualHost", ETag: true, Problems: []int{409}},
 	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}", ID: "getVirtualHost", Tag: tagVirtualHosts,
-		Summary: "A virtual host with its certificate's status", Description: "Administrators of the domain.",
-		Status: 200, Result: "VirtualHost", ETag: true},
+		Summary:     "A virtual host with its certificate's status (as_of: as it stood then)",
+		Description: "Administrators of the domain. With as_of, the certificate's status is judged at that moment (expired then, renewal due then); 404 before the host was added and while it was removed.",
+		Query:       []string{"as_of"}, Status: 200, Result: "VirtualHost", ETag: true},
 	{Method: http.MethodDelete, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}", ID: "removeVirtualHost", Tag: tagVirtualHosts,
 		Summary:     "Remove a virtual host and its certificate; the name is free again",
 		Description: "Administrators of the domain. An ACME request in flight records nothing once the host is gone.",
@@ -346,8 +426,8 @@ var apiRoutes = []apiRoute{
 		Description: "Administrators of the domain. status: none, valid, renewal_due (an ACME certificate past its " +
 			"renewal due date, 30 days before expiry), expired. issuance is the ACME request in flight; last_failure the " +
 			"latest failed one (until a certificate is installed); retry_after the seconds before a new ACME request " +
-			"is accepted (0: now).",
-		Status: 200, Result: "CertificateStatus", ETag: true},
+			"is accepted (0: now). With as_of, the certificate as it stood then (metadata only, as always), its status judged at that moment.",
+		Query: []string{"as_of"}, Status: 200, Result: "CertificateStatus", ETag: true},
 	{Method: http.MethodDelete, Path: "/api/v1/domains/{domain}/virtual-hosts/{host}/certificate", ID: "removeCertificate", Tag: tagVirtualHosts,
 		Summary:     "Remove the host's certificate",
 		Description: "Administrators of the domain. 404 when none is installed. An ACME certificate is no longer renewed.",
@@ -370,21 +450,188 @@ var apiRoutes = []apiRoute{
 			"renews itself 30 days before expiry; a renewal e-mail reports each outcome.",
 		Idempotent: true, Body: "ACMERequest", Status: 202, Result: "JobAccepted", Problems: []int{409, 429}},
 
+	// DKIM.
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/dkim", ID: "getDKIM", Tag: tagDKIM,
+		Summary: "The domain's DKIM keys, each with the DNS TXT record to publish",
+		Description: "Administrators of the domain. selector is the active key's (null: mail is not signed). A key is " +
+			"active (mail is signed with it), retiring (replaced by a rotation: still published until retire_at, so that " +
+			"mail signed before the rotation verifies) or retired (its record can go from DNS; the selector stays taken " +
+			"until the key is removed). published says whether the record must be in DNS. Private keys are never shown.",
+		Status: 200, Result: "DKIM", ETag: true},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/dkim", ID: "addDKIMKey", Tag: tagDKIM,
+		Summary: "Generate the domain's DKIM key (RSA-2048 or Ed25519) under a selector",
+		Description: "Administrators of the domain. selector: one or more DNS labels (letters, digits, hyphens). " +
+			"409 conflict when the domain has an active key: rotate it instead. The private key is generated here, " +
+			"stored only sealed with the domain's key (destroyed with the domain), never returned, and rendered for the " +
+			"signer by mailplane dkim render (docs/operations.md). Publish dns before the signer uses the key.",
+		Idempotent: true, Body: "DKIMKeyCreate", Status: 201, Result: "DKIM", ETag: true, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/dkim/rotate", ID: "rotateDKIMKey", Tag: tagDKIM,
+		Summary: "Replace the active DKIM key by a new one under a new selector",
+		Description: "Administrators of the domain. The old key turns retiring: it stays published for " +
+			"grace_period_seconds (default 604800, 7 days; 3600 to 7776000), then a job (retire_dkim_key) retires it. " +
+			"404 when there is no active key to rotate. The selector must be new to the domain (400).",
+		Idempotent: true, Body: "DKIMKeyRotate", Status: 201, Result: "DKIM", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/domains/{domain}/dkim/{selector}", ID: "removeDKIMKey", Tag: tagDKIM,
+		Summary:     "Remove a DKIM key, whatever its state",
+		Description: "Administrators of the domain. Removing the active key stops signing; remove its DNS record too.",
+		IfMatch:     true, Status: 204, Problems: []int{409}},
+
+	// Bulk import and export of accounts.
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/imports", ID: "importAccounts", Tag: tagAccounts,
+		Summary: "Import accounts from a CSV or JSON lines file: a job",
+		Description: "Administrators of the domain. The body is the file: text/csv with a header line naming the columns " +
+			"(address or local_part, display_name, password, password_hash, cos, status, mail_quota_bytes, and attr.NAME " +
+			"for attributes; an empty cell gives nothing), or application/jsonl with one object a line with those members " +
+			"(attributes as an object). At most 256 MiB; it streams in. Every row is validated when the file arrives, as " +
+			"the account's creation would validate it; a bad row is reported by its line (the line it starts on; the CSV " +
+			"header is line 1) with its problem in problems, and the others are applied by the job (kind import_accounts) " +
+			"in batches of 500, each one transaction, so a job stopped anywhere goes on where it was. A row whose address " +
+			"is taken meanwhile, or over the domain's max_accounts, fails with its problem too. progress counts rows done " +
+			"(applied or failed) out of the file's rows. The file's SHA-256 is the import's identity: the same file again " +
+			"answers with the first import and its job (Idempotent-Replayed: true) and starts nothing. A file that cannot be read at all (no header, an unknown " +
+			"column, a broken quote) is 400 on file. Passwords are stored sealed with the domain's key until applied; " +
+			"rows with a password are hashed by the job (argon2id, some tens of milliseconds each): prefer password_hash " +
+			"for large migrations. Aliases and admin flags are not imported.",
+		Upload: map[string]string{mediaCSV: "ImportFile", mediaJSONL: "ImportFile"},
+		Status: 202, Result: "ImportAccepted", Headers: []string{"IdempotentReplayed"}, Problems: []int{409, 415}},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/imports/{id}", ID: "getImport", Tag: tagAccounts,
+		Summary:     "An import: its rows counted, and the rows not applied with their problems",
+		Description: "Administrators of the domain. problems lists failed rows by line, 1,000 at a time: pass next_cursor as cursor for more. state is applying until the job has gone through every row, then done.",
+		Query:       []string{"cursor"}, Status: 200, Result: "Import"},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/accounts/export", ID: "exportAccounts", Tag: tagAccounts,
+		Summary: "Every account of the domain, streamed: CSV (default) or JSON lines",
+		Description: "Administrators of the domain. format=csv: columns address, display_name, status, cos, " +
+			"mail_quota_bytes (the effective quota), mail_quota_source, aliases (space-separated), created_at. " +
+			"format=jsonl: one object a line with those members, aliases as an array and attributes. Ordered by address; " +
+			"streamed in pages, so it starts at once whatever the domain's size.",
+		Query: []string{"format"}, Status: 200, Result: "AccountExport", ResultType: mediaCSV, ResultTypes: []string{mediaJSONL},
+		Headers: []string{"ContentDisposition"}},
+	// GAL.
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/gal", ID: "getGAL", Tag: tagGAL,
+		Summary: "The domain's GALSync account: mode, polling interval, external source, last resync",
+		Description: "Administrators of the domain. 404 when the domain has no GALSync account. The bind password is " +
+			"never shown (has_bind_password says whether one is set). last_sync is the latest resync, failed or not, with " +
+			"what it added, changed and removed and how long it took; last_success_at when the external entries were last " +
+			"read. effective_polling_interval_seconds is polling_interval_seconds, or the global " +
+			"gal_polling_interval_seconds when that is 0 (0 there too: no scheduled resyncs). With as_of, the GAL as it " +
+			"stood then, its effective interval resolved against the global configuration of then; 404 before it was set up.",
+		Query: []string{"as_of"}, Status: 200, Result: "GAL", ETag: true},
+	{Method: http.MethodPut, Path: "/api/v1/domains/{domain}/gal", ID: "putGAL", Tag: tagGAL,
+		Summary: "Create the GALSync account if missing, or replace its settings",
+		Description: "Administrators of the domain. The whole configuration: account (default galsync@<domain>, or the " +
+			"current one; an address of the domain, unique across accounts, aliases, lists and resources: 409 " +
+			"address-taken; a new address frees the old), mode (internal: the domain's accounts, lists not hidden from the " +
+			"GAL, and resources; external: the entries a resync copies from the external source; both), " +
+			"polling_interval_seconds (0: the global setting; else 60 to 604800), external (required for external and " +
+			"both). Omitting external.bind_password keeps the one set, \"\" clears it; it is stored only sealed with the " +
+			"domain's key. Every invalid field is listed in one 400, and nothing is written. Leaving external out drops " +
+			"the external entries. A PUT that changes nothing records nothing. 200 whether it created or replaced (one " +
+			"success status per operation; version 1 and created_at tell a creation).",
+		IfMatch: true, Body: "GALPut", Status: 200, Result: "GAL", ETag: true, Problems: []int{409}},
+	{Method: http.MethodDelete, Path: "/api/v1/domains/{domain}/gal", ID: "deleteGAL", Tag: tagGAL,
+		Summary:     "Remove the GALSync account and the external entries it copied",
+		Description: "Administrators of the domain. Its address is free again. The internal entries stay: searches then show them.",
+		IfMatch:     true, Status: 204, Problems: []int{409}},
+	{Method: http.MethodPost, Path: "/api/v1/domains/{domain}/gal/resync", ID: "resyncGAL", Tag: tagGAL,
+		Summary: "Resync the external entries now: a job",
+		Description: "Administrators of the domain. Answers 202 with the job (kind resync_gal); a resync of the domain already " +
+			"queued or running is that job. The job reads the external directory with simple paged results, applies only " +
+			"the difference to the stored entries, and records the outcome (last_sync). A source that cannot be read " +
+			"leaves the entries of the last good resync in place; the job fails with its error after 3 attempts. Resyncs " +
+			"also run every polling interval, and within a minute of the source being set or changed. 400 on external when the GAL has no external source. The body may be empty.",
+		Idempotent: true, Status: 202, Result: "JobAccepted", Problems: []int{409}},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/gal/search", ID: "searchGAL", Tag: tagGAL,
+		Summary: "Autocomplete over the domain's address book",
+		Description: "Administrators of the domain and every account of it. Prefix match on the address, the local part, " +
+			"and each word of the display name and other names (cn, givenName, sn), case- and accent-insensitive " +
+			"(\"zoe\" finds Zoë). Ranked: exact matches of an address, local part or display name first, then prefixes of " +
+			"the address, then prefixes of a name word; within each, alphabetically. The mode decides which entries show " +
+			"(a domain without a GALSync account shows its internal ones); lists hidden from the GAL and closed accounts " +
+			"never show. An address in both the internal and the external entries shows once, as internal. Paged up to " +
+			"1000 entries deep.",
+		Query: []string{"galQ", "galLimit", "cursor"}, Status: 200, Result: "GALEntryPage"},
+	// Mailbox usage and quotas.
+	{Method: http.MethodPost, Path: "/api/v1/usage", ID: "reportUsage", Tag: tagUsage,
+		Summary: "Report mailbox usage from the mail store: 1 to 10,000 reports per request",
+		Description: "Only a service token of role mailstore (403 for anyone else). The body may be up to 4 MiB; more " +
+			"than 10,000 reports, a bad address, a used_bytes outside 0..2^53-1 or an address reported twice refuse " +
+			"the whole batch with 400 (each bad report named as reports[i].field), and nothing is stored. Addresses are " +
+			"case-insensitive; a Unicode domain is taken in its A-label form. Reports of addresses that are no " +
+			"account (never created, deleted, or an alias) are skipped and listed in unknown; the others are stored, " +
+			"each replacing the account's last report, in one upsert. Usage is a measurement and not recorded as an " +
+			"event. Crossing an account's effective warning percent (quota_warn_percent of its COS, else the domain's " +
+			"warn_percent, else the global one) of its effective mail_quota_bytes sends one warning e-mail to the " +
+			"account and the domain's warn_recipient; crossing the domain's warn_percent of its domain_quota_bytes " +
+			"with the sum of its accounts sends one to the warn_recipient. One e-mail per crossing: reports that stay " +
+			"over the line send nothing more; dropping under it and crossing again sends again. A limit lowered under " +
+			"the usage counts as a crossing. warnings counts the crossings this batch made; each warning is recorded " +
+			"as a QuotaWarningSent event on the account's (domain's) stream, its delivery as MailSent. Idempotent by " +
+			"nature (a repeated batch stores the same values and crosses nothing): Idempotency-Key is not needed.",
+		Body: "UsageReports", Status: 200, Result: "UsageResult"},
+	{Method: http.MethodGet, Path: "/api/v1/domains/{domain}/quota", ID: "domainQuota", Tag: tagUsage,
+		Summary: "The domain's limit and usage, and its accounts' usage against their effective limits, highest percent first",
+		Description: "Administrators of the domain. domain.used_bytes is the sum of its accounts' last reports. Each " +
+			"account shows its last reported used_bytes (0 and reported_at null when never reported), its effective " +
+			"limit_bytes (0: none) and warn_percent, and percent = used/limit in percent, rounded to 0.01 (null without " +
+			"a limit; those come last). Sorted by percent descending, then address; paginated.",
+		Query: []string{"limit", "cursor"}, Status: 200, Result: "DomainQuota"},
+	{Method: http.MethodPost, Path: "/api/v1/service-tokens", ID: "createServiceToken", Tag: tagUsage,
+		Summary: "Make a service token (role mailstore: the mail store's, to report usage)",
+		Description: "Global administrators. The token is in this answer only, and is stored as a hash; the creation is " +
+			"recorded (ServiceTokenCreated) with its name, role and creator, never the token. A mailstore token may " +
+			"call POST /api/v1/usage and nothing else (403). Idempotency-Key is not honoured: replaying the answer " +
+			"would mean keeping the token, so a retry makes a second token (revoke the first).",
+		Body: "ServiceTokenCreate", Status: 201, Result: "ServiceToken"},
+	{Method: http.MethodDelete, Path: "/api/v1/service-tokens/{id}", ID: "revokeServiceToken", Tag: tagUsage,
+		Summary:     "Revoke a service token: it is refused from the next request on",
+		Description: "Global administrators. 404 for an unknown id; revoking a revoked token again answers 204.",
+		Status:      204},
+
+	// API tokens (api_tokens.go).
+	{Method: http.MethodPost, Path: "/api/v1/api-tokens", ID: "createAPIToken", Tag: tagAPITokens,
+		Summary: "Make an API token for a script: it acts as you, narrowed to a scope, until it expires",
+		Description: "Any account, for itself (a login token only: an API token cannot make, list or revoke tokens, 403). " +
+			"expires_at is required, in the future and at most 366 days away. domains: the domains the token may touch (A-labels " +
+			"or Unicode); none means all domains (a global administrator's token: all_domains, which also reaches the routes " +
+			"bound to no domain, such as the configuration, COS, the domain list, jobs and projections) or your own domain " +
+			"(anyone else's). A domain you do not administer: 403. access maps object kinds (the tags of this document: " +
+			apiTokenKindsList + ") to read or write; \"*\" stands for every kind not named; a kind not covered is refused " +
+			"(403). Each request with the token: GET and HEAD read, any other method writes; the domain its path names " +
+			"({domain}, or the domain of {address} or {alias}) must be in scope, or 403. The token has your roles as they " +
+			"are at each request (lose them, or have your account locked, and the token loses them). The token is in this " +
+			"answer only (prefix mpa_), stored as a hash; the creation is recorded (APITokenCreated) on the token's stream in " +
+			"your domain, never the token, and every event a request of the token appends names it in session_id " +
+			"(api-token:<id>). Idempotency-Key is not honoured: a retry makes a second token.",
+		Body: "APITokenCreate", Status: 201, Result: "APIToken"},
+	{Method: http.MethodGet, Path: "/api/v1/api-tokens", ID: "listAPITokens", Tag: tagAPITokens,
+		Summary: "Your usable API tokens (not revoked, not expired), newest first, with their last use",
+		Description: "account= lists another account's instead: administrators of its domain. last_used_at is updated at most " +
+			"once a minute. Not paginated; next_cursor is always null.",
+		Query: []string{"account"}, Status: 200, Result: "APITokenPage"},
+	{Method: http.MethodDelete, Path: "/api/v1/api-tokens/{id}", ID: "revokeAPIToken", Tag: tagAPITokens,
+		Summary:     "Revoke an API token: it is refused (401) from the next request on",
+		Description: "Its owner, or an administrator of the owner's domain; 404 for an unknown or already revoked id. Recorded as APITokenRevoked.",
+		Status:      204},
+
 	// Jobs.
 	{Method: http.MethodGet, Path: "/api/v1/jobs/{id}", ID: "getJob", Tag: tagOperations,
 		Summary:     "Follow a job that a request answered 202 for",
-		Description: "Global administrators see every job, a domain's administrators its domain's, and whoever asked for a job sees it. state: queued, running, retrying (failed, tried again with backoff), succeeded, failed (given up: out of attempts, or the work cannot succeed, e.g. the CA refused), cancelled (from outside). progress counts done out of total, in the job's own unit (objects removed, entries synced).",
+		Description: "Global administrators and auditors of every domain see every job, a domain's administrators and auditors its domain's, and whoever asked for a job sees it. state: queued, running, retrying (failed, tried again with backoff), succeeded, failed (given up: out of attempts, or the work cannot succeed, e.g. the CA refused), cancelled (from outside). progress counts done out of total, in the job's own unit (objects removed, entries synced).",
 		Status:      200, Result: "Job", Problems: []int{404}},
 
 	// Operations.
 	{Method: http.MethodGet, Path: "/api/v1/projections", ID: "listProjections", Tag: tagOperations,
 		Summary:     "Every projection: position, lag, running or stopped (and why), unresolved dead letters",
-		Description: "Global administrators. Read from the database, whichever process runs each projection. A projection stops on lost order or an event of unknown meaning and stays stopped until resumed.",
+		Description: "Global administrators and auditors of every domain. Read from the database, whichever process runs each projection. A projection stops on lost order or an event of unknown meaning and stays stopped until resumed.",
 		Status:      200, Result: "ProjectionList"},
 	{Method: http.MethodPost, Path: "/api/v1/projections/{name}/resume", ID: "resumeProjection", Tag: tagOperations,
 		Summary:     "Resume a stopped projection, optionally skipping the event it stopped at",
 		Description: "Global administrators; recorded with the caller. skip_position must be the stop's position (409 skip-mismatch otherwise); 409 not-stopped when it runs. The body may be empty. Answers the projection as it stands after the resume.",
 		Body:        "ResumeRequest", Status: 200, Result: "Projection", Problems: []int{404, 409}},
+	{Method: http.MethodGet, Path: "/api/v1/verify-runs", ID: "listVerifyRuns", Tag: tagOperations,
+		Summary:     "The latest outcomes of mailplane verify (hash chains and anchors) and verify --read-models",
+		Description: "Global administrators and auditors of every domain. Newest first; kind (chains, read_models) narrows; limit 1–100, default 20. Each run keeps its first 100 findings.",
+		Query:       []string{"verifyKind", "verifyLimit"}, Status: 200, Result: "VerifyRunList"},
 }
 
 // problemResponse is a standard problem response of components.responses.
@@ -408,7 +655,7 @@ var problemResponses = map[int]problemResponse{
 	429: {"TooManyRequests", "Too many failed logins, or too many failed certificate requests for the host; retry after Retry-After seconds (also retry_after)", []string{"RetryAfter"}},
 	500: {"InternalServerError", "An unexpected failure; it is logged with the request id", nil},
 	501: {"NotImplemented", "This server cannot do this yet (not-implemented-yet): the detail says what is missing", nil},
-	503: {"ServiceUnavailable", "The request timed out, a domain's directory could not be reached, or the change was saved but the read models have not caught up yet; retry after Retry-After seconds", []string{"RetryAfter"}},
+	503: {"ServiceUnavailable", "The request timed out, the database or a domain's directory could not be reached, or the change was saved but the read models have not caught up yet; retry after Retry-After seconds", []string{"RetryAfter"}},
 }
 
 // Responses for one kind of operation only: login's 401 is no bearer challenge, and a PATCH's
@@ -453,7 +700,7 @@ func (rt apiRoute) problems() []int {
 	if strings.Contains(rt.Path, "{") {
 		set[404] = true
 	}
-	if rt.Body != "" {
+	if rt.Body != "" || len(rt.Upload) > 0 {
 		set[400], set[413] = true, true
 	}
 	if len(rt.Query) > 0 {
@@ -477,14 +724,15 @@ var pathParamRE = regexp.MustCompile(`\{([^}:]+)(?::[^}]*)?\}`)
 
 // pathParamDescriptions describe the path parameters by name.
 var pathParamDescriptions = map[string]string{
-	"domain":  "Domain name, in A-label or Unicode form, any case",
-	"address": "Address of the account, list or resource, any case",
-	"alias":   "Alias address, any case",
-	"member":  "Member address, any case",
-	"owner":   "Owner address, any case",
-	"name":    "Class of service name, any case",
-	"id":      "Session id",
-	"host":    "Virtual host name, in A-label or Unicode form, any case",
+	"domain":   "Domain name, in A-label or Unicode form, any case",
+	"address":  "Address of the account, list or resource, any case",
+	"alias":    "Alias address, any case",
+	"member":   "Member address, any case",
+	"owner":    "Owner address, any case",
+	"name":     "Class of service name, any case",
+	"id":       "Id of the session, job, service token, API token or import",
+	"host":     "Virtual host name, in A-label or Unicode form, any case",
+	"selector": "DKIM selector, any case",
 }
 
 func oaRef(kind, name string) map[string]any {
@@ -529,6 +777,13 @@ func (rt apiRoute) operation() map[string]any {
 		if rt.Form != "" {
 			content[mediaMultipart] = map[string]any{"schema": oaRef("schemas", rt.Form)}
 		}
+		op["requestBody"] = map[string]any{"required": !rt.BodyOptional, "content": content}
+	}
+	if len(rt.Upload) > 0 {
+		content := map[string]any{}
+		for mt, schema := range rt.Upload {
+			content[mt] = map[string]any{"schema": oaRef("schemas", schema)}
+		}
 		op["requestBody"] = map[string]any{"required": true, "content": content}
 	}
 
@@ -539,7 +794,11 @@ func (rt apiRoute) operation() map[string]any {
 		if mt == "" {
 			mt = mediaJSON
 		}
-		ok["content"] = map[string]any{mt: map[string]any{"schema": oaRef("schemas", rt.Result)}}
+		content := map[string]any{mt: map[string]any{"schema": oaRef("schemas", rt.Result)}}
+		for _, more := range rt.ResultTypes {
+			content[more] = map[string]any{"schema": oaRef("schemas", rt.Result)}
+		}
+		ok["content"] = content
 	}
 	headers := map[string]any{"X-Request-Id": oaRef("headers", "RequestId")}
 	if rt.ETag {
@@ -590,14 +849,15 @@ var openAPIHeaders = map[string]openAPIHeader{
 	"RequestId": {"X-Request-Id", "The request's X-Request-Id when it sent one of at most 128 characters, else one made up; history shows it as request_id",
 		true, oaSchema{"type": "string", "minLength": 1, "maxLength": 128}},
 	"ETag": {"ETag", "The object's version, for If-Match", true, oaSchema{"type": "string", "pattern": `^"[0-9]+"$`}},
-	"ETagUnlessReplayed": {"ETag", "The object's version, for If-Match; absent from a replayed response (Idempotent-Replayed)",
+	"ETagUnlessReplayed": {"ETag", "The object's version, for If-Match; a replay (Idempotent-Replayed) repeats the first response's, which records kept before migration 00020 lack",
 		false, oaSchema{"type": "string", "pattern": `^"[0-9]+"$`}},
 	"Location": {"Location", "Path of the created object", true, oaSchema{"type": "string", "format": "uri-reference"}},
-	"JobLocation": {"Location", "Path of the job (GET /api/v1/jobs/{id}); absent from a replayed response (Idempotent-Replayed)",
+	"JobLocation": {"Location", "Path of the job (GET /api/v1/jobs/{id}); a replay (Idempotent-Replayed) repeats the first response's, which records kept before migration 00020 lack",
 		false, oaSchema{"type": "string", "format": "uri-reference"}},
-	"ContentDisposition": {"Content-Disposition", `attachment; filename="<host>.pem"`, true, oaSchema{"type": "string"}},
-	"IdempotentReplayed": {"Idempotent-Replayed", "true when this is the stored response of an earlier request with the same Idempotency-Key", false, oaSchema{"type": "string", "enum": []string{"true"}}},
-	"RetryAfter":         {"Retry-After", "Seconds to wait before trying again", true, oaSchema{"type": "integer", "minimum": 0}},
+	"ContentDispositionExport": {"Content-Disposition", `attachment; filename="<domain>-history.jsonl"`, true, oaSchema{"type": "string"}},
+	"ContentDisposition":       {"Content-Disposition", `attachment; filename="<host>.pem"`, true, oaSchema{"type": "string"}},
+	"IdempotentReplayed":       {"Idempotent-Replayed", "true when this is the stored response of an earlier request with the same Idempotency-Key", false, oaSchema{"type": "string", "enum": []string{"true"}}},
+	"RetryAfter":               {"Retry-After", "Seconds to wait before trying again", true, oaSchema{"type": "integer", "minimum": 0}},
 	"WWWAuthenticate": {"WWW-Authenticate", `The bearer challenge (RFC 6750): Bearer realm="mailplane", with error="invalid_token" when a token was sent`,
 		true, oaSchema{"type": "string", "pattern": `^Bearer realm="mailplane"`}},
 	"Accept":      {"Accept", "The media type a request body may have", true, oaSchema{"type": "string"}},
@@ -614,11 +874,27 @@ var openAPIQueryParams = map[string]map[string]any{
 	"status": {"description": "Only objects with this status", "schema": map[string]any{"type": "string"}},
 	"limit": {"description": "Page size",
 		"schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
-	"cursor": {"description": "next_cursor of the previous page", "schema": map[string]any{"type": "string"}},
-	"after":  {"description": "Only events recorded after this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
-	"before": {"description": "Only events recorded before this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
-	"type":   {"description": "Only these event types, comma-separated", "schema": map[string]any{"type": "string"}},
-	"as_of":  {"description": "The object as it stood at this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
+	"cursor":         {"description": "next_cursor of the previous page", "schema": map[string]any{"type": "string"}},
+	"after":          {"description": "Only events recorded after this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
+	"before":         {"description": "Only events recorded before this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
+	"type":           {"description": "Only these event types, comma-separated", "schema": map[string]any{"type": "string"}},
+	"actor":          {"description": "Only events caused by this actor (an address, or a system actor such as system:certificate-renewal)", "schema": map[string]any{"type": "string", "maxLength": 256}},
+	"ip":             {"description": "Only events of requests from this source IP address", "schema": map[string]any{"type": "string", "maxLength": 256}},
+	"request_id":     {"description": "Only events of the request with this X-Request-Id", "schema": map[string]any{"type": "string", "maxLength": 256}},
+	"correlation_id": {"description": "Only events of requests with this X-Correlation-Id", "schema": map[string]any{"type": "string", "maxLength": 256}},
+	"session_id":     {"description": "Only events of requests made with this session's token", "schema": map[string]any{"type": "string", "maxLength": 256}},
+	"as_of":          {"description": "The object as it stood at this time (RFC 3339)", "schema": map[string]any{"type": "string", "format": "date-time"}},
+	// A GAL search's own q and limit (the name member is the query parameter's).
+	"galQ": {"name": "q", "required": true, "description": "What the user typed: a prefix of an address, local part or name word",
+		"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": 256}},
+	"galLimit": {"name": "limit", "description": "Page size",
+		"schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+	"format":  {"description": "csv (default) or jsonl", "schema": map[string]any{"type": "string"}},
+	"account": {"description": "The account whose API tokens to list (default: yours)", "schema": map[string]any{"type": "string", "maxLength": 320}},
+	// The verify runs' own kind and limit.
+	"verifyKind": {"name": "kind", "description": "Only runs of this kind", "schema": map[string]any{"type": "string", "enum": []string{"chains", "read_models"}}},
+	"verifyLimit": {"name": "limit", "description": "How many runs",
+		"schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
 }
 
 // Schema helpers (prefixed oa: the api package is shared): the document is plain data.
@@ -718,8 +994,8 @@ func oaPage(item string) oaSchema {
 }
 
 var (
-	oaDomainStatuses  = []string{"active", "maintenance", "locked", "closed", "suspended"}
-	oaAccountStatuses = []string{"active", "locked", "maintenance", "closed", "lockout", "pending"}
+	oaDomainStatuses  = domain.DomainStatuses()
+	oaAccountStatuses = domain.AccountStatuses()
 	oaProtocols       = []string{"http", "https"}
 	oaMechanisms      = []string{"internal", "ldap", "ad"}
 	oaListPolicies    = []string{"accept", "approval", "reject"}
@@ -746,6 +1022,7 @@ func openAPISchemas() oaSchema {
 			"gal_polling_interval_seconds": oaInteger("GAL resync interval; 0 = off, else at least 60"),
 			"session_lifetime_seconds":     oaBounded(oaInteger("Login session lifetime"), 60, -1),
 			"password_min_length":          oaBounded(oaInteger("Minimum password length"), 0, 256),
+			"totp_required":                oaBool("Every administrator (global or domain) must log in with a TOTP second factor"),
 		}
 		if patch {
 			for k, v := range p {
@@ -833,6 +1110,9 @@ func openAPISchemas() oaSchema {
 		return p
 	}
 	domainCreate := domainSettings(false)
+	// A domain is created without the requirement; a global admin sets it afterwards.
+	domainPatch := domainSettings(true)
+	domainPatch["totp_required"] = oaBool("The domain's administrators must log in with a TOTP second factor (global admins only may change it)")
 	domainCreate["name"] = oaString("Domain name; Unicode accepted, stored as IDNA A-labels")
 
 	// A domain shows its limits without null: a limit of its own is there, one it inherits is
@@ -853,6 +1133,8 @@ func openAPISchemas() oaSchema {
 		"spam_relay_host": oaNullable(oaString("")),
 		"default_cos":     oaNullable(oaString("")),
 		"status":          oaEnum("", oaDomainStatuses...),
+		"removing":        oaBool("A removal is under way (DELETE): nothing can be created or changed in the domain"),
+		"totp_required":   oaBool("The domain's administrators must log in with a TOTP second factor"),
 		"auth": oaObject([]string{"mechanism", "has_bind_password"}, oaSchema{
 			"mechanism": oaEnum("", oaMechanisms...), "ldap_url": oaString(""), "bind_dn": oaString(""),
 			"has_bind_password": oaBool("The bind password itself is never returned"),
@@ -868,6 +1150,8 @@ func openAPISchemas() oaSchema {
 		"created_at": oaDateTime(""),
 		"updated_at": oaDateTime(""),
 	}
+	const auditorDesc = "Global administrators only; never with global_admin or domain_admin (400). " +
+		"auditor_domains: the domains it reads (A-labels or U-labels, need not exist); empty or null: every domain"
 	accountShown := oaSchema{
 		"address":          oaString("Lower-case address, domain in A-labels"),
 		"unicode_address":  oaString(""),
@@ -879,6 +1163,8 @@ func openAPISchemas() oaSchema {
 		"mail_quota_bytes": oaNullable(quota("null: inherited")),
 		"global_admin":     oaBool(""),
 		"domain_admin":     oaBool(""),
+		"auditor":          oaBool("Reads everything in auditor_domains and writes nothing (403), except ending its own sessions"),
+		"auditor_domains":  oaArray(oaString("")),
 		"attributes":       oaMap(oaString(""), ""),
 		"aliases":          oaArray(oaString("")),
 		"has_password":     oaBool("Whether a local password is set; the password itself is never returned"),
@@ -902,6 +1188,8 @@ func openAPISchemas() oaSchema {
 		"mail_quota_bytes": quota("0 = none"),
 		"global_admin":     oaBool(""),
 		"domain_admin":     oaBool(""),
+		"auditor":          oaBool(auditorDesc),
+		"auditor_domains":  oaArray(oaString("")),
 		"attributes":       oaMap(oaString(""), ""),
 	}
 	accountPatch := oaSchema{
@@ -913,6 +1201,8 @@ func openAPISchemas() oaSchema {
 		"mail_quota_bytes": oaNullable(quota("null: inherited again")),
 		"global_admin":     oaBool(""),
 		"domain_admin":     oaBool(""),
+		"auditor":          oaBool(auditorDesc),
+		"auditor_domains":  oaNullable(oaArray(oaString(""))),
 		"attributes": oaNullable(oaMap(oaNullable(oaString("")),
 			"Merge patch: a key set to a string sets it, a key set to null is removed, others stay; \"attributes\": null removes all")),
 	}
@@ -986,6 +1276,17 @@ func openAPISchemas() oaSchema {
 			"dead_letters": oaInteger("Unresolved dead letters"),
 		}),
 		"ProjectionList": oaArray(oaSchemaRef("Projection")),
+		"VerifyRun": oaObject([]string{"id", "kind", "started_at", "finished_at", "ok", "summary", "problems", "host"}, oaSchema{
+			"id":          oaInteger(""),
+			"kind":        oaSchema{"type": "string", "enum": []string{"chains", "read_models"}},
+			"started_at":  oaDateTime(""),
+			"finished_at": oaDateTime(""),
+			"ok":          oaBool("Everything held"),
+			"summary":     oaString("What was checked and the verdict"),
+			"problems":    oaArray(oaString("A finding: a broken chain, an anchor, a differing table (the first 100)")),
+			"host":        oaString("Where the check ran"),
+		}),
+		"VerifyRunList": oaObject([]string{"items"}, oaSchema{"items": oaArray(oaSchemaRef("VerifyRun"))}),
 		"Job": oaObject([]string{"id", "kind", "state", "progress", "errors", "created_at", "finished_at"}, oaSchema{
 			"id":          oaInteger(""),
 			"kind":        oaString("What the job does, e.g. remove_domain"),
@@ -1001,9 +1302,26 @@ func openAPISchemas() oaSchema {
 		"Readiness":       oaObject([]string{"status", "checks"}, oaSchema{"status": oaString(`"ready"`), "checks": oaMap(oaString(""), "Detail per check")}),
 		"Metrics":         oaString("Prometheus text exposition format"),
 		"OpenAPIDocument": oaSchema{"type": "object", "description": "An OpenAPI 3.1 document"},
-		"LoginRequest":    oaClosed([]string{"email", "password"}, oaSchema{"email": oaString(""), "password": secret("")}),
+		"LoginRequest": oaClosed([]string{"email", "password"}, oaSchema{"email": oaString(""), "password": secret(""),
+			"totp_code":     secret("The current 6-digit code of an account with TOTP enabled (401 totp-required without it)"),
+			"recovery_code": secret("A single-use recovery code, instead of totp_code")}),
 		"LoginResponse": oaObject([]string{"token", "expires_at", "session_id"}, oaSchema{
 			"token": oaString("Bearer token, shown once"), "expires_at": oaDateTime(""), "session_id": oaString(""),
+			"totp_enrolment_required": oaBool("Present (true) when the account must have a second factor and has none: " +
+				"the session may only enrol and confirm it; other routes answer 403 totp-enrolment-required"),
+		}),
+		"TOTPCode": oaClosed([]string{"code"}, oaSchema{"code": secret("The current 6-digit code")}),
+		"TOTPEnrolment": oaObject([]string{"otpauth_uri", "secret", "recovery_codes"}, oaSchema{
+			"otpauth_uri":    oaString("otpauth://totp/... for a QR code; shown once"),
+			"secret":         oaString("The shared secret, base32, for manual entry; shown once"),
+			"recovery_codes": oaArray(oaString("Single-use recovery code; shown once")),
+		}),
+		"TOTPStatus": oaObject([]string{"enabled", "pending", "required", "recovery_codes_left", "confirmed_at"}, oaSchema{
+			"enabled":             oaBool("Confirmed: logins need a code"),
+			"pending":             oaBool("Enrolled, waiting for its confirmation"),
+			"required":            oaBool("Required of this account (an administrator where totp_required holds)"),
+			"recovery_codes_left": oaInteger(""),
+			"confirmed_at":        oaNullable(oaDateTime("")),
 		}),
 		"Config":      oaObject(configRequired, configShown),
 		"ConfigPatch": oaClosed(nil, configProps(true)),
@@ -1014,7 +1332,7 @@ func openAPISchemas() oaSchema {
 		"COSPage":       oaPage("COS"),
 		"Domain":        oaObject(slices.Sorted(maps.Keys(domainShown)), domainShown),
 		"DomainCreate":  oaClosed([]string{"name"}, domainCreate),
-		"DomainPatch":   oaClosed(nil, domainSettings(true)),
+		"DomainPatch":   oaClosed(nil, domainPatch),
 		"DomainPage":    oaPage("Domain"),
 		"Account":       oaObject(slices.Sorted(maps.Keys(accountShown)), accountShown),
 		"AccountCreate": accountCreateSchema(accountCreate),
@@ -1033,10 +1351,14 @@ func openAPISchemas() oaSchema {
 			"data": oaFreeObject("The event, secrets \"[redacted]\""), "actor": oaString("Who caused it"),
 			"request_id": oaString("X-Request-Id of the request that caused it; absent when none"),
 			"source_ip":  oaString("Absent when unknown"), "recorded_at": oaDateTime(""),
-			"prev_hash": oaString("Hex SHA-256 of the previous event of the stream"),
-			"hash":      oaString("Hex SHA-256 over prev_hash and the canonical event"),
+			"session_id":     oaString("The session whose token made the request; absent for the system's own events and for events recorded before sessions were noted"),
+			"correlation_id": oaString("X-Correlation-Id of the request; absent when none"),
+			"causation_id":   oaString("What caused it (a job, an earlier event); absent when none"),
+			"prev_hash":      oaString("Hex SHA-256 of the previous event of the stream"),
+			"hash":           oaString("Hex SHA-256 over prev_hash and the canonical event"),
 		}),
 		"HistoryPage":       oaPage("HistoryEvent"),
+		"HistoryExport":     oaString("JSON lines: an export header, the events, the anchors, an end line (see the operation's description)"),
 		"VirtualHostCreate": oaClosed([]string{"host"}, oaSchema{"host": oaString("Host name; Unicode accepted, stored as IDNA A-labels")}),
 		"VirtualHost": oaObject([]string{"host", "unicode_host", "domain", "certificate", "version", "created_at", "updated_at"}, oaSchema{
 			"host": oaString("A-label form"), "unicode_host": oaString(""), "domain": oaString(""),
@@ -1063,13 +1385,115 @@ func openAPISchemas() oaSchema {
 		"CertificateStatus": oaObject(slices.Sorted(maps.Keys(certStatus)), certStatus),
 		"ACMERequest":       oaClosed(nil, oaSchema{"chain": oaEnum("long (default): the CA's default chain, with its intermediate; short: the CA's alternate chain", "long", "short")}),
 		"PEMBundle":         oaString("PEM certificates: the server certificate, then its CA chain"),
-		"DeletionPreview": oaObject([]string{"accounts", "lists", "resources", "aliases", "virtual_hosts"}, oaSchema{
+		"GALPut": oaClosed([]string{"mode"}, oaSchema{
+			"account":                  oaString("The GALSync account's address, in the domain; default galsync@<domain> (or the current one)"),
+			"mode":                     oaEnum("Which entries the address book shows", "internal", "external", "both"),
+			"polling_interval_seconds": oaBounded(oaInteger("How often the external entries resync; 0: the global setting"), 0, 604800),
+			"external":                 oaNullable(oaSchemaRef("GALSourcePut")),
+		}),
+		"GALSourcePut": oaClosed([]string{"ldap_url", "search_base"}, oaSchema{
+			"ldap_url":        oaString("ldap://host[:port] or ldaps://host[:port]"),
+			"bind_dn":         oaString("DN to bind as; empty: anonymous"),
+			"bind_password":   oaNullable(secret("Password of bind_dn; left out: keep the one set; empty: none")),
+			"search_base":     oaString("DN below which entries are read (whole subtree)"),
+			"search_filter":   oaString("LDAP filter of the entries (default (mail=*))"),
+			"start_tls":       oaBool("Upgrade ldap:// with StartTLS before binding (not with ldaps://)"),
+			"timeout_seconds": oaBounded(oaInteger("Bound of each exchange with the directory; 0: 10"), 0, 300),
+		}),
+		"GAL": oaObject([]string{"domain", "account", "mode", "polling_interval_seconds", "effective_polling_interval_seconds",
+			"external", "last_sync", "last_success_at", "version", "created_at", "updated_at"}, oaSchema{
+			"domain":                             oaString(""),
+			"account":                            oaString("The GALSync account's address"),
+			"mode":                               oaEnum("", "internal", "external", "both"),
+			"polling_interval_seconds":           oaInteger("0: the global setting"),
+			"effective_polling_interval_seconds": oaInteger("The interval in force; 0: no scheduled resyncs"),
+			"external": oaNullable(oaObject([]string{"ldap_url", "bind_dn", "has_bind_password", "search_base", "search_filter",
+				"start_tls", "timeout_seconds"}, oaSchema{
+				"ldap_url": oaString(""), "bind_dn": oaString(""), "has_bind_password": oaBool("Whether a bind password is set (it is never shown)"),
+				"search_base": oaString(""), "search_filter": oaString(""), "start_tls": oaBool(""), "timeout_seconds": oaInteger(""),
+			})),
+			"last_sync": oaNullable(oaObject([]string{"status", "trigger", "started_at", "finished_at", "duration_ms", "added",
+				"changed", "removed", "total", "pages", "error"}, oaSchema{
+				"status":      oaEnum("failed: the source could not be read, and the entries stayed as they were", "succeeded", "failed"),
+				"trigger":     oaEnum("request: POST …/gal/resync; schedule: the polling interval", "request", "schedule"),
+				"started_at":  oaDateTime(""),
+				"finished_at": oaDateTime(""),
+				"duration_ms": oaInteger(""),
+				"added":       oaInteger(""), "changed": oaInteger(""), "removed": oaInteger(""),
+				"total": oaInteger("External entries held afterwards"),
+				"pages": oaInteger("Pages of the directory's paged search read (0 when it failed)"),
+				"error": oaNullable(oaString("Why a failed resync failed")),
+			})),
+			"last_success_at": oaNullable(oaDateTime("When the external entries were last read")),
+			"version":         version, "created_at": oaDateTime(""), "updated_at": oaDateTime(""),
+		}),
+		"GALEntry": oaObject([]string{"address", "display_name", "kind"}, oaSchema{
+			"address": oaString(""), "display_name": oaString(""),
+			"kind": oaEnum("", "account", "list", "resource", "external"),
+		}),
+		"GALEntryPage": oaPage("GALEntry"),
+		"UsageReports": oaClosed([]string{"reports"}, oaSchema{
+			"reports": oaSchema{"type": "array", "minItems": 1, "maxItems": 10000,
+				"items": oaClosed([]string{"address", "used_bytes"}, oaSchema{
+					"address":    oaString("The account's address, any case"),
+					"used_bytes": oaBounded(oaInteger("Bytes the mailbox uses now"), 0, -1),
+				})},
+		}),
+		"UsageResult": oaObject([]string{"stored", "unknown", "warnings"}, oaSchema{
+			"stored":   oaInteger("Reports stored"),
+			"unknown":  oaArray(oaString("An address that is no account; its report was skipped")),
+			"warnings": oaInteger("Warning lines this batch crossed (each warned of once)"),
+		}),
+		"DomainQuota": oaObject([]string{"domain", "items", "next_cursor"}, oaSchema{
+			"domain": oaObject([]string{"name", "used_bytes", "limit_bytes", "percent", "warn_percent", "warn_recipient", "reported_at"}, oaSchema{
+				"name":           oaString("A-label form"),
+				"used_bytes":     oaInteger("Sum of the accounts' last reports"),
+				"limit_bytes":    oaInteger("Effective domain_quota_bytes; 0 = none"),
+				"percent":        oaNullable(oaSchema{"type": "number", "description": "used/limit in percent, rounded to 0.01; null without a limit"}),
+				"warn_percent":   oaInteger("Effective warn_percent"),
+				"warn_recipient": oaNullable(oaString("Who gets the domain's warnings (and a copy of its accounts'); null: nobody")),
+				"reported_at":    oaNullable(oaDateTime("The latest report of any account")),
+			}),
+			"items": oaArray(oaObject([]string{"address", "used_bytes", "limit_bytes", "percent", "warn_percent", "reported_at"}, oaSchema{
+				"address":      oaString(""),
+				"used_bytes":   oaInteger("Last reported; 0 when never"),
+				"limit_bytes":  oaInteger("Effective mail_quota_bytes; 0 = none"),
+				"percent":      oaNullable(oaSchema{"type": "number", "description": "used/limit in percent, rounded to 0.01; null without a limit"}),
+				"warn_percent": oaInteger("Effective quota_warn_percent"),
+				"reported_at":  oaNullable(oaDateTime("When the mail store last reported it; null: never")),
+			})),
+			"next_cursor": oaNullable(oaString("Pass as cursor for the next page; null on the last page")),
+		}),
+		"ServiceTokenCreate": oaClosed([]string{"name", "role"}, oaSchema{
+			"name": oaString("What the token is for, e.g. the mail store's host; 1-128 bytes"),
+			"role": oaEnum("What the token may do", "mailstore"),
+		}),
+		"ServiceToken": oaObject([]string{"id", "token", "name", "role", "created_at"}, oaSchema{
+			"id": oaString("Revoke with DELETE /api/v1/service-tokens/{id}"), "token": oaString("Bearer token, shown once"),
+			"name": oaString(""), "role": oaString(""), "created_at": oaDateTime(""),
+		}),
+		"DeletionPreview": oaObject([]string{"domain", "accounts", "lists", "resources", "aliases", "virtual_hosts",
+			"certificates", "gal_account", "counts", "removing", "next_cursor"}, oaSchema{
+			"domain":   oaString("A-label form"),
 			"accounts": oaArray(oaString("")), "lists": oaArray(oaString("")), "resources": oaArray(oaString("")),
 			"aliases": oaArray(oaString("")), "virtual_hosts": oaArray(oaString("")),
+			"certificates": oaArray(oaObject([]string{"host", "source", "not_after"}, oaSchema{
+				"host": oaString("The virtual host"), "source": oaEnum("", "custom", "acme"), "not_after": oaDateTime(""),
+			})),
+			"gal_account": oaNullable(oaString("The domain's GALSync account; null while it has none")),
+			"counts": oaObject([]string{"accounts", "lists", "resources", "aliases", "virtual_hosts", "certificates"}, oaSchema{
+				"accounts": oaInteger(""), "lists": oaInteger(""), "resources": oaInteger(""), "aliases": oaInteger(""),
+				"virtual_hosts": oaInteger(""), "certificates": oaInteger(""),
+			}),
+			"removing":    oaBool("A removal is under way"),
+			"next_cursor": oaNullable(oaString("Pass as cursor for the next page of every kind; null when all are complete")),
 		}),
 	}
 	maps.Copy(schemas, listSchemas(version))
 	maps.Copy(schemas, resourceSchemas(version))
+	maps.Copy(schemas, dkimSchemas(version))
+	maps.Copy(schemas, importSchemas())
+	maps.Copy(schemas, apiTokenSchemas())
 	return schemas
 }
 
@@ -1263,7 +1687,8 @@ func openAPIDocument() oaSchema {
 		"tags": []oaSchema{
 			{"name": tagService}, {"name": tagAuth}, {"name": tagConfig}, {"name": tagCOS},
 			{"name": tagDomains}, {"name": tagAccounts}, {"name": tagSessions}, {"name": tagLists}, {"name": tagResources},
-			{"name": tagVirtualHosts}, {"name": tagOperations},
+			{"name": tagVirtualHosts}, {"name": tagDKIM}, {"name": tagUsage}, {"name": tagOperations},
+			{"name": tagAPITokens},
 		},
 		// Relative: the API is wherever this document is served from, under /api/v1 but for
 		// the service endpoints at the root.
@@ -1294,4 +1719,62 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(openAPIJSON())
+}
+
+// dkimSchemas are the DKIM keys' schemas.
+func dkimSchemas(version oaSchema) oaSchema {
+	algorithm := oaEnum("rsa: RSA-2048 (rsa-sha256); ed25519: Ed25519 (ed25519-sha256, RFC 8463)", "rsa", "ed25519")
+	selector := oaString("One or more DNS labels; stored lower-case")
+	return oaSchema{
+		"DKIMKeyCreate": oaClosed([]string{"selector", "algorithm"}, oaSchema{"selector": selector, "algorithm": algorithm}),
+		"DKIMKeyRotate": oaClosed([]string{"selector", "algorithm"}, oaSchema{"selector": selector, "algorithm": algorithm,
+			"grace_period_seconds": oaInteger("How long the replaced key stays published (default 604800)")}),
+		"DKIMRecord": oaObject([]string{"name", "type", "value", "strings"}, oaSchema{
+			"name":    oaString("selector._domainkey.domain"),
+			"type":    oaEnum("", "TXT"),
+			"value":   oaString("v=DKIM1; k=rsa|ed25519; p=<base64 public key>"),
+			"strings": oaArray(oaString("value cut into character-strings of at most 255 bytes, for zone files")),
+		}),
+		"DKIMKey": oaObject([]string{"selector", "algorithm", "state", "published", "dns", "created_at", "retire_at", "retired_at", "replaced_by"}, oaSchema{
+			"selector": oaString(""), "algorithm": algorithm,
+			"state":       oaEnum("", "active", "retiring", "retired"),
+			"published":   oaBool("The record must be in DNS (active and retiring keys)"),
+			"dns":         oaSchemaRef("DKIMRecord"),
+			"created_at":  oaDateTime(""),
+			"retire_at":   oaNullable(oaDateTime("When a retiring key's grace period ends")),
+			"retired_at":  oaNullable(oaDateTime("")),
+			"replaced_by": oaNullable(oaString("Selector of the key that replaced this one")),
+		}),
+		"DKIM": oaObject([]string{"domain", "selector", "keys", "version"}, oaSchema{
+			"domain":   oaString(""),
+			"selector": oaNullable(oaString("The active key's selector; null when mail is not signed")),
+			"keys":     oaArray(oaSchemaRef("DKIMKey")),
+			"version":  version,
+		}),
+	}
+}
+
+// importSchemas are the bulk import's and export's schemas.
+func importSchemas() oaSchema {
+	count := func(desc string) oaSchema { return oaBounded(oaInteger(desc), 0, -1) }
+	return oaSchema{
+		"ImportFile":    oaString("The file: CSV with a header line, or JSON lines"),
+		"AccountExport": oaString("CSV with a header line, or JSON lines"),
+		"ImportProblem": oaObject([]string{"line", "address", "problem"}, oaSchema{
+			"line": oaInteger("Line the row starts on"), "address": oaString("As read (may be empty)"),
+			"problem": oaString("field: what is wrong; further fields after ; "),
+		}),
+		"Import": oaObject([]string{"id", "domain", "sha256", "format", "job_id", "state", "rows", "applied", "failed", "pending",
+			"problems", "next_cursor", "created_at", "finished_at"}, oaSchema{
+			"id": oaString(""), "domain": oaString(""), "sha256": oaString("SHA-256 of the file, hex: the import's identity"),
+			"format": oaEnum("", "csv", "jsonl"), "job_id": oaInteger("The import_accounts job"),
+			"state": oaEnum("", "applying", "done"), "rows": count("Rows in the file"),
+			"applied": count("Rows applied"), "failed": count("Rows not applied (see problems)"),
+			"pending":     count("Rows still to apply"),
+			"problems":    oaArray(oaSchemaRef("ImportProblem")),
+			"next_cursor": oaNullable(oaString("Pass as cursor for the next page of problems")),
+			"created_at":  oaDateTime(""), "finished_at": oaNullable(oaDateTime("")),
+		}),
+		"ImportAccepted": oaObject([]string{"job", "import"}, oaSchema{"job": oaSchemaRef("Job"), "import": oaSchemaRef("Import")}),
+	}
 }

@@ -41,6 +41,9 @@ func servedRoutes(t *testing.T, r *mux.Router) []string {
 		if route.GetHandler() == nil {
 			return nil // a subrouter's own route: its routes are walked next
 		}
+		if route.GetName() == "riverui" {
+			return nil // River UI's pages and API, not mailplane's
+		}
 		tpl, err := route.GetPathTemplate()
 		require.NoError(t, err, "every route has a path")
 		methods, err := route.GetMethods()
@@ -373,7 +376,9 @@ func TestOpenAPIDeclaresWhatTheServerSends(t *testing.T) {
 		}
 		if body, ok := op["requestBody"].(map[string]any); ok {
 			content := body["content"].(map[string]any)
-			require.Contains(t, content, "application/json", key)
+			if _, file := content["text/csv"]; !file { // an import's body is the file itself
+				require.Contains(t, content, "application/json", key)
+			}
 			if method == "PATCH" {
 				require.Contains(t, content, "application/merge-patch+json", key)
 			}

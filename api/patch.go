@@ -20,6 +20,17 @@ type patchDoc struct {
 	cleared *[]string
 }
 
+// readPatch reads the request's body and parses it as parsePatch does; the raw body is returned
+// too, to fingerprint an idempotent request (commandRequest).
+func readPatch(r *http.Request, allowed ...string) ([]byte, patchDoc, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, patchDoc{}, err
+	}
+	doc, err := parsePatch(body, allowed...)
+	return body, doc, err
+}
+
 // parsePatch reads a PATCH body; members not in allowed are refused.
 func parsePatch(b []byte, allowed ...string) (patchDoc, error) {
 	var fields map[string]json.RawMessage
@@ -125,6 +136,18 @@ func (p patchDoc) fieldErrors() []domain.FieldError {
 
 // clearedNames returns the members sent as null.
 func (p patchDoc) clearedNames() []string { return *p.cleared }
+
+// patchSet reads an array member that replaces a whole set of addresses: nil when absent
+// (unchanged), empty but not nil when null (none), so that the command can tell the two apart.
+func patchSet(p *patchDoc, name string) []string {
+	if !p.has(name) {
+		return nil
+	}
+	if v := patchField[[]string](p, name); v != nil && *v != nil {
+		return *v
+	}
+	return []string{}
+}
 
 // patchValue reads a member that has no inherited value: null sets its empty form (an empty
 // description, no warning recipient, no account limit).

@@ -12,9 +12,10 @@ func (s *Server) routeProjections(r *mux.Router) {
 }
 
 // listProjections shows every projection: position, lag, state, the stop that holds it and its
-// unresolved dead letters. Global administrators only.
+// unresolved dead letters. Global administrators and auditors of every domain (a stop names its
+// stream, which may be any domain's).
 func (s *Server) listProjections(w http.ResponseWriter, r *http.Request) error {
-	if err := requireGlobalAdmin(principal(r)); err != nil {
+	if err := requireGlobalReader(principal(r)); err != nil {
 		return err
 	}
 	infos, err := s.Projections.Inspect(r.Context())

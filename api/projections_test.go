@@ -27,8 +27,9 @@ func TestProjectionsEndpointsShowAndResumeAStop(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	var list []map[string]any
 	r.Decode(t, &list)
-	require.Len(t, list, 1)
+	require.Len(t, list, 2)
 	require.Equal(t, postgres.AdminName, list[0]["name"])
+	require.Equal(t, postgres.GALEntriesName, list[1]["name"])
 	require.Equal(t, "running", list[0]["state"])
 	require.Nil(t, list[0]["stopped"])
 	e.Do(t, http.MethodGet, "/api/v1/projections", plain, nil).Problem(t, http.StatusForbidden)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -101,11 +102,18 @@ func (s *Server) commandRequest(r *http.Request, body []byte) (commands.Request,
 	if err != nil {
 		return commands.Request{}, err
 	}
+	p := principal(r)
+	actor := p.Address.String()
+	if p.IsService() {
+		// A program acting with a service token has no address: the token names it.
+		actor = "service-token:" + p.ServiceToken
+	}
 	meta := eventstore.Metadata{
-		Actor:         principal(r).Address.String(),
+		Actor:         actor,
 		RequestID:     requestID(r),
 		CorrelationID: r.Header.Get("X-Correlation-Id"),
 		SourceIP:      sourceIP(r),
+		SessionID:     p.SessionID,
 	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" && r.Method == http.MethodPost {
 		if len(key) > 255 {
@@ -186,9 +194,19 @@ func (s *Server) respondNow(w http.ResponseWriter, r *http.Request, req commands
 	return s.finish(w, r, req, out, status, render, false)
 }
 
+// replayedHeaders are the headers of a first response that its replay repeats: where the
+// created object or the started job is, and the version the body shows. The others (request id,
+// content type) belong to each answer.
+var replayedHeaders = []string{"Location", "ETag"}
+
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, req commands.Request, out commands.Outcome,
 	status int, render func() (any, int, error), wait bool) error {
 	if out.Replayed && out.Record.ResponseStatus != 0 {
+		for _, k := range replayedHeaders {
+			if v, ok := out.Record.ResponseHeaders[k]; ok {
+				w.Header().Set(k, v)
+			}
+		}
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(out.Record.ResponseStatus)
@@ -215,7 +233,13 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, req commands.Req
 		}
 	}
 	if req.Meta.IdempotencyKey != "" && out.Appended() && !out.Replayed {
-		if err := s.Store.SaveIdempotentResponse(r.Context(), req.Meta.Actor, req.Meta.IdempotencyKey, status, body); err != nil {
+		headers := map[string]string{}
+		for _, k := range replayedHeaders {
+			if v := w.Header().Get(k); v != "" {
+				headers[k] = v
+			}
+		}
+		if err := s.Store.SaveIdempotentResponse(r.Context(), req.Meta.Actor, req.Meta.IdempotencyKey, status, headers, body); err != nil {
 			s.Logger.Warn("idempotent response not saved", "err", err)
 		}
 	}
@@ -246,9 +270,25 @@ func (s *Server) waitFor(r *http.Request, pos eventstore.Position) error {
 	} else if err != nil {
 		// The write is safe; only the read behind it is late. Say so rather than show stale data.
 		return &Error{Status: http.StatusServiceUnavailable, Type: "read-model-behind", RetryAfter: 1,
-			Detail: "the read models have not caught up with the latest changes yet; read again shortly", Internal: err}
+			Detail: fmt.Sprintf("the change is recorded, but the read models have not caught up with it within %s; read again shortly", s.cfg.ReadYourWritesTimeout), Internal: err}
 	}
 	return nil
+}
+
+// waitBefore is waitFor before a request is carried out: when the wait fails, its problem says
+// that nothing was done (waitFor's says the change is recorded).
+func (s *Server) waitBefore(r *http.Request, pos eventstore.Position) error {
+	err := s.waitFor(r, pos)
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.Type {
+		case "projection-stopped":
+			e.Detail = "nothing was done: the read models this request needs are stopped until an operator resumes them: " + e.Internal.Error()
+		case "read-model-behind":
+			e.Detail = fmt.Sprintf("nothing was done: the read models have not caught up with the latest changes within %s; send it again shortly", s.cfg.ReadYourWritesTimeout)
+		}
+	}
+	return err
 }
 
 // catchUp makes a read see every write committed before it began, whoever made it: it waits,
@@ -268,7 +308,20 @@ func (s *Server) catchUp(r *http.Request, streamID string) error {
 	if err != nil {
 		return err
 	}
-	return s.waitFor(r, pos)
+	return s.waitBefore(r, pos)
+}
+
+// catchUpStreams waits, before a request is carried out, until the read models hold every event
+// of the streams committed so far.
+func (s *Server) catchUpStreams(r *http.Request, streamIDs []string) error {
+	if s.Waiter == nil || len(streamIDs) == 0 {
+		return nil
+	}
+	pos, err := s.Store.StreamsHead(r.Context(), streamIDs)
+	if err != nil {
+		return err
+	}
+	return s.waitBefore(r, pos)
 }
 
 // page reads ?q, ?status, ?limit and ?cursor.
@@ -295,6 +348,16 @@ func page(r *http.Request) (postgres.ListQuery, error) {
 			Fields: []FieldError{{Field: "q", Message: "must be at most 256 characters"}}}
 	}
 	return q, nil
+}
+
+// checkStatusFilter refuses a ?status= that no object of the kind can have: an empty page would
+// hide the typo.
+func checkStatusFilter(q postgres.ListQuery, allowed []string) error {
+	if q.Status == "" || slices.Contains(allowed, q.Status) {
+		return nil
+	}
+	return &Error{Status: http.StatusBadRequest, Type: "validation", Detail: "bad status filter",
+		Fields: []FieldError{{Field: "status", Message: "must be one of " + strings.Join(allowed, ", ")}}}
 }
 
 // listPage is a page of a list.

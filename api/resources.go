@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -20,6 +19,7 @@ func (s *Server) routeResources(r *mux.Router) {
 	r.Handle("/domains/{domain}/resources", s.handle(s.listResources)).Methods(http.MethodGet)
 	r.Handle("/domains/{domain}/resources", s.handle(s.createResource)).Methods(http.MethodPost)
 	r.Handle("/resources/{address}", s.handle(s.getResource)).Methods(http.MethodGet)
+	r.Handle("/resources/{address}/history", s.handle(s.objectHistory("resource", domain.ResourceStreamID))).Methods(http.MethodGet)
 	r.Handle("/resources/{address}", s.handle(s.patchResource)).Methods(http.MethodPatch)
 	r.Handle("/resources/{address}", s.handle(s.deleteResource)).Methods(http.MethodDelete)
 	r.Handle("/resources/{address}/aliases", s.handle(s.addResourceAlias)).Methods(http.MethodPost)
@@ -57,6 +57,19 @@ func renderResource(row postgres.ResourceRow) resourceJSON {
 
 func resourcePath(a domain.Address) string { return "/api/v1/resources/" + url.PathEscape(a.String()) }
 
+// administeredResource reads the resource's address from the path and checks that the caller
+// administers its domain: an address that cannot be one is 404 before anyone is told 403.
+func administeredResource(r *http.Request) (domain.Address, error) {
+	addr, err := pathObject(r, "address", "resource")
+	if err != nil {
+		return domain.Address{}, err
+	}
+	if err := requireDomainAdmin(principal(r), addr.Domain); err != nil {
+		return domain.Address{}, err
+	}
+	return addr, nil
+}
+
 func (s *Server) resourceView(ctx context.Context, addr domain.Address) (any, int, error) {
 	row, err := s.Reads.Resource(ctx, addr.String())
 	if err != nil {
@@ -75,39 +88,17 @@ func (s *Server) writtenResource(r *http.Request, out commands.Outcome, addr dom
 			}
 			return s.resourceView(r.Context(), addr)
 		}
-		row := postgres.ResourceRow{Resource: v.Resource,
-			Row: postgres.Row{Version: v.Version, CreatedAt: v.Resource.CreatedAt, UpdatedAt: out.At}}
-		if out.At.IsZero() {
-			row.UpdatedAt = v.Resource.CreatedAt
-			if cur, err := s.Reads.Resource(r.Context(), addr.String()); err == nil {
-				row.UpdatedAt = cur.UpdatedAt
-			}
+		current := func() (postgres.Row, error) {
+			cur, err := s.Reads.Resource(r.Context(), addr.String())
+			return cur.Row, err
 		}
+		row := postgres.ResourceRow{Resource: v.Resource, Row: writtenRow(out, v.Version, v.Resource.CreatedAt, current)}
 		return renderResource(row), v.Version, nil
 	}
 }
 
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request) error {
-	name, err := domainName(r)
-	if err != nil {
-		return err
-	}
-	if err := requireDomainAdmin(principal(r), name); err != nil {
-		return err
-	}
-	q, err := page(r)
-	if err != nil {
-		return err
-	}
-	if err := s.catchUp(r, ""); err != nil {
-		return err
-	}
-	if _, err := s.Reads.DomainSettings(r.Context(), name); err != nil {
-		return err
-	}
-	limit := q.Limit
-	q.Limit++
-	rows, err := s.Reads.ListResources(r.Context(), name, q)
+	rows, limit, err := domainListing(s, r, s.Reads.ListResources)
 	if err != nil {
 		return err
 	}
@@ -137,11 +128,7 @@ func (s *Server) createResource(w http.ResponseWriter, r *http.Request) error {
 	if err := requireDomainAdmin(principal(r), name); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, resourceFields...)
+	body, doc, err := readPatch(r, resourceFields...)
 	if err != nil {
 		return err
 	}
@@ -175,43 +162,20 @@ func (s *Server) createResource(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getResource(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "resource")
+	addr, err := administeredResource(r)
 	if err != nil {
 		return err
 	}
-	if err := requireDomainAdmin(principal(r), addr.Domain); err != nil {
-		return err
-	}
-	t, past, err := asOf(r)
-	if err != nil {
-		return err
-	}
-	var v any
-	var version int
-	if past {
-		v, version, err = s.resourceAsOf(r.Context(), addr, t)
-	} else {
-		if err := s.catchUp(r, domain.ResourceStreamID(addr)); err != nil {
-			return err
-		}
-		v, version, err = s.resourceView(r.Context(), addr)
-	}
-	if err != nil {
-		return err
-	}
-	w.Header().Set("ETag", etag(version))
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.readObject(w, r, domain.ResourceStreamID(addr),
+		func(ctx context.Context, t time.Time) (any, int, error) { return s.resourceAsOf(ctx, addr, t) },
+		func(ctx context.Context) (any, int, error) { return s.resourceView(ctx, addr) })
 }
 
 // resourceAsOf renders a resource as it stood at t.
 func (s *Server) resourceAsOf(ctx context.Context, addr domain.Address, t time.Time) (any, int, error) {
-	x, version, _, updated, err := pastState[domain.Resource](ctx, s, domain.ResourceStreamID(addr), t)
+	x, version, _, updated, err := pastObject[domain.Resource](ctx, s, domain.ResourceStreamID(addr), "resource "+addr.String(), t)
 	if err != nil {
 		return nil, 0, err
-	}
-	if !x.Exists() {
-		return nil, 0, fmt.Errorf("resource %s at %s: %w", addr, t.Format(time.RFC3339), domain.ErrNotFound)
 	}
 	row := postgres.ResourceRow{Resource: x, Row: postgres.Row{Version: version, CreatedAt: x.CreatedAt, UpdatedAt: updated}}
 	return renderResource(row), version, nil
@@ -221,18 +185,11 @@ func (s *Server) resourceAsOf(ctx context.Context, addr domain.Address, t time.T
 // it, on capacity or max_conflicts is 0, on notify_addresses removes them all; type and
 // booking_policy cannot be null.
 func (s *Server) patchResource(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "resource")
+	addr, err := administeredResource(r)
 	if err != nil {
 		return err
 	}
-	if err := requireDomainAdmin(principal(r), addr.Domain); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, resourceFields...)
+	body, doc, err := readPatch(r, resourceFields...)
 	if err != nil {
 		return err
 	}
@@ -248,12 +205,7 @@ func (s *Server) patchResource(w http.ResponseWriter, r *http.Request) error {
 		MaxConflicts:  patchValue[int](&doc, "max_conflicts"),
 		Signature:     signatureGiven(&doc),
 	}
-	if doc.has("notify_addresses") {
-		cmd.NotifyAddresses = []string{}
-		if v := patchField[[]string](&doc, "notify_addresses"); v != nil && *v != nil {
-			cmd.NotifyAddresses = *v
-		}
-	}
+	cmd.NotifyAddresses = patchSet(&doc, "notify_addresses")
 	req, err := s.commandRequest(r, body)
 	if err != nil {
 		return err
@@ -268,11 +220,8 @@ func (s *Server) patchResource(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "resource")
+	addr, err := administeredResource(r)
 	if err != nil {
-		return err
-	}
-	if err := requireDomainAdmin(principal(r), addr.Domain); err != nil {
 		return err
 	}
 	req, err := s.commandRequest(r, nil)
@@ -289,19 +238,12 @@ func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) error {
 // addResourceAlias gives a resource another address {"alias"}, in a domain the caller
 // administers too; it answers the resource.
 func (s *Server) addResourceAlias(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "resource")
+	addr, err := administeredResource(r)
 	if err != nil {
 		return err
 	}
 	p := principal(r)
-	if err := requireDomainAdmin(p, addr.Domain); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	doc, err := parsePatch(body, "alias")
+	body, doc, err := readPatch(r, "alias")
 	if err != nil {
 		return err
 	}
@@ -330,11 +272,8 @@ func (s *Server) addResourceAlias(w http.ResponseWriter, r *http.Request) error 
 
 // removeResourceAlias takes an alias away; administering the resource's domain is enough.
 func (s *Server) removeResourceAlias(w http.ResponseWriter, r *http.Request) error {
-	addr, err := pathObject(r, "address", "resource")
+	addr, err := administeredResource(r)
 	if err != nil {
-		return err
-	}
-	if err := requireDomainAdmin(principal(r), addr.Domain); err != nil {
 		return err
 	}
 	alias, err := pathObject(r, "alias", "alias")

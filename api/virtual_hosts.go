@@ -171,6 +171,17 @@ func (s *Server) virtualHostView(ctx context.Context, domainName, host string) (
 	return renderVirtualHost(row, s.now()), row.Version, nil
 }
 
+// virtualHostAsOf folds a virtual host's stream up to t. Its certificate's status is then judged
+// at t too: as_of shows what an administrator would have seen then.
+func (s *Server) virtualHostAsOf(ctx context.Context, domainName, host string, t time.Time) (postgres.VirtualHostRow, error) {
+	v, version, _, updated, err := pastObject[domain.VirtualHost](ctx, s, domain.VirtualHostStreamID(domainName, host),
+		"virtual host "+host+" of "+domainName, t)
+	if err != nil {
+		return postgres.VirtualHostRow{}, err
+	}
+	return postgres.VirtualHostRow{Row: postgres.Row{Version: version, CreatedAt: v.CreatedAt, UpdatedAt: updated}, VirtualHost: v}, nil
+}
+
 func (s *Server) certificateView(ctx context.Context, domainName, host string) (any, int, error) {
 	row, err := s.Reads.VirtualHost(ctx, domainName, host)
 	if err != nil {
@@ -180,26 +191,7 @@ func (s *Server) certificateView(ctx context.Context, domainName, host string) (
 }
 
 func (s *Server) listVirtualHosts(w http.ResponseWriter, r *http.Request) error {
-	name, err := domainName(r)
-	if err != nil {
-		return err
-	}
-	if err := requireDomainAdmin(principal(r), name); err != nil {
-		return err
-	}
-	q, err := page(r)
-	if err != nil {
-		return err
-	}
-	if err := s.catchUp(r, ""); err != nil {
-		return err
-	}
-	if _, err := s.Reads.DomainSettings(r.Context(), name); err != nil {
-		return err
-	}
-	limit := q.Limit
-	q.Limit++
-	rows, err := s.Reads.ListVirtualHosts(r.Context(), name, q)
+	rows, limit, err := domainListing(s, r, s.Reads.ListVirtualHosts)
 	if err != nil {
 		return err
 	}
@@ -246,16 +238,15 @@ func (s *Server) getVirtualHost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.catchUp(r, domain.VirtualHostStreamID(name, host)); err != nil {
-		return err
-	}
-	v, version, err := s.virtualHostView(r.Context(), name, host)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("ETag", etag(version))
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.readObject(w, r, domain.VirtualHostStreamID(name, host),
+		func(ctx context.Context, t time.Time) (any, int, error) {
+			row, err := s.virtualHostAsOf(ctx, name, host, t)
+			if err != nil {
+				return nil, 0, err
+			}
+			return renderVirtualHost(row, t), row.Version, nil
+		},
+		func(ctx context.Context) (any, int, error) { return s.virtualHostView(ctx, name, host) })
 }
 
 func (s *Server) removeVirtualHost(w http.ResponseWriter, r *http.Request) error {

@@ -184,7 +184,9 @@ func (s *Service) claim(ctx context.Context, tx pgx.Tx, addr domain.Address, kin
 // batch ran, whether the address was someone else's already.
 func (s *Service) queueClaim(b *pgx.Batch, addr domain.Address, kind, owner string) func(context.Context, pgx.Tx) error {
 	claimed := false
-	b.Queue(`INSERT INTO address_claims (address, kind, owner, domain) VALUES ($1, $2, $3, $4)
+	queueRemovalGuard(b, addr.Domain)
+	b.Queue(`INSERT INTO address_claims (address, kind, owner, domain) SELECT $1, $2, $3, $4
+		WHERE NOT EXISTS (SELECT 1 FROM domain_removals WHERE domain = $4 AND finished_at IS NULL)
 		ON CONFLICT (address) DO NOTHING`, addr.String(), kind, owner, addr.Domain).
 		Exec(func(tag pgconn.CommandTag) error { claimed = tag.RowsAffected() == 1; return nil })
 	return func(ctx context.Context, tx pgx.Tx) error {
@@ -192,7 +194,12 @@ func (s *Service) queueClaim(b *pgx.Batch, addr domain.Address, kind, owner stri
 			return nil
 		}
 		var holder string
-		if err := tx.QueryRow(ctx, `SELECT owner FROM address_claims WHERE address = $1`, addr.String()).Scan(&holder); err != nil {
+		err := tx.QueryRow(ctx, `SELECT owner FROM address_claims WHERE address = $1`, addr.String()).Scan(&holder)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Nobody holds it: the guard refused it, the domain being removed.
+			return fmt.Errorf("domain %s is being removed: %w", addr.Domain, domain.ErrDomainUnavailable)
+		}
+		if err != nil {
 			return err
 		}
 		return &AddressTakenError{Address: addr.String(), Owner: holder}
@@ -292,8 +299,13 @@ func (s *Service) DeleteAccount(ctx context.Context, req Request, addr domain.Ad
 func (s *Service) AddAlias(ctx context.Context, req Request, addr, alias domain.Address) (Outcome, error) {
 	return s.accountCommand(ctx, req, addr, func(ctx context.Context, tx pgx.Tx, a domain.Account) ([]domain.Event, error) {
 		if alias.Domain != addr.Domain {
-			if _, err := s.loadDomain(ctx, tx, alias.Domain); err != nil {
+			d, err := s.loadDomain(ctx, tx, alias.Domain)
+			if err != nil {
 				return nil, err
+			}
+			// A new alias is a new object of the alias's domain: none while it is removed.
+			if d.Removing {
+				return nil, fmt.Errorf("domain %s of alias %s is being removed: %w", d.Name, alias, domain.ErrDomainUnavailable)
 			}
 		}
 		return a.Decide(domain.AddAlias{Alias: alias})

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,12 +47,23 @@ func filterProblem(memberURL string) (problem string) {
 			problem = "the LDAP library cannot compile it"
 		}
 	}()
-	if _, err := ldap.CompileFilter(m.Filter); err != nil {
+	compiled, err := ldap.CompileFilter(m.Filter)
+	if err != nil {
 		var le *ldap.Error
 		if errors.As(err, &le) && le.Err != nil {
 			err = le.Err
 		}
 		return strings.TrimPrefix(err.Error(), "ldap: ")
+	}
+	// What the directory is sent must be the filter written: an empty substring ("(a=**)") is
+	// sent as a substring filter that reads back as "(a=)", another filter.
+	back, err := ldap.DecompileFilter(compiled)
+	if err != nil {
+		return "the LDAP library cannot read it back"
+	}
+	again, err := ldap.CompileFilter(back)
+	if err != nil || !bytes.Equal(again.Bytes(), compiled.Bytes()) {
+		return fmt.Sprintf("%q is sent to the directory as %q, another filter: write it without empty parts", m.Filter, back)
 	}
 	return ""
 }

@@ -22,6 +22,17 @@ func (s *Service) MailSent(ctx context.Context, streamID, cause string) (bool, e
 // RecordMailSent records on stream that the mail for its cause went to the relay (the
 // send_email job's outcome); once per cause.
 func (s *Service) RecordMailSent(ctx context.Context, stream eventstore.Stream, m domain.MailSent) (Outcome, error) {
+	return s.RecordMailSentAtEnd(ctx, stream, m, nil)
+}
+
+// RecordMailSentAtEnd records m as RecordMailSent does, in a transaction that commits only if
+// end returns nil. end is the relay taking the mail (the end of its DATA): it runs after the
+// append, just before the commit, so that the relay's answer and the record are one round trip
+// apart (the commit's), and a process killed in between sends the mail again only if it dies
+// in that round trip. end is not called when there is nothing to record: the Outcome's Version
+// is then 0 if the stream does not exist, or the stream's version if the mail is recorded
+// already. A nil end records at once.
+func (s *Service) RecordMailSentAtEnd(ctx context.Context, stream eventstore.Stream, m domain.MailSent, end func(context.Context) error) (Outcome, error) {
 	if m.At.IsZero() {
 		m.At = s.now()
 	} else {
@@ -35,5 +46,6 @@ func (s *Service) RecordMailSent(ctx context.Context, stream eventstore.Stream, 
 			}
 			return log.Decide(domain.RecordMailSent{Mail: m})
 		},
+		beforeCommit: end,
 	})
 }

@@ -63,6 +63,26 @@ type Jobs interface {
 	IssueCertificate(ctx context.Context, tx pgx.Tx, job IssueCertificateJob) (jobID int64, err error)
 	// SendMail queues a notification e-mail.
 	SendMail(ctx context.Context, tx pgx.Tx, mail Mail) (jobID int64, err error)
+	// RemoveDomain queues the removal of a domain (one job per removal).
+	RemoveDomain(ctx context.Context, tx pgx.Tx, job RemoveDomainJob) (jobID int64, err error)
+	// ResyncGAL queues a resync of a domain's GAL from its external directory; one already
+	// queued or running for the domain is returned instead.
+	ResyncGAL(ctx context.Context, tx pgx.Tx, job ResyncGALJob) (jobID int64, err error)
+	// QuotaWarnings queues the warning of each crossing (a quota_warning job, unique per
+	// crossing), which records it with SendQuotaWarning.
+	QuotaWarnings(ctx context.Context, tx pgx.Tx, crossings []domain.QuotaCrossing) error
+	// RetireDKIMKey schedules the retirement of a replaced DKIM key for the end of its grace period.
+	RetireDKIMKey(ctx context.Context, tx pgx.Tx, job RetireDKIMKeyJob) (jobID int64, err error)
+	// ImportAccounts queues the job that applies an import's rows.
+	ImportAccounts(ctx context.Context, tx pgx.Tx, job ImportAccountsJob) (jobID int64, err error)
+}
+
+// RetireDKIMKeyJob retires a replaced DKIM key At the end of its grace period.
+type RetireDKIMKeyJob struct {
+	Domain      string
+	Selector    string
+	At          time.Time
+	RequestedBy string
 }
 
 // IssueCertificateJob is an ACME request to carry out: the CertificateRequested event's.
@@ -200,6 +220,10 @@ type step[S any] struct {
 	// view runs last, before the commit, with the state the command leaves (changed or not);
 	// commands use it to return what their caller shows. May be nil.
 	view func(ctx context.Context, tx pgx.Tx, state S, version int) error
+	// beforeCommit runs after everything else, when the events are appended and only the
+	// commit is left; its error rolls the command back. It ties an outside action to the
+	// commit (RecordMailSentAtEnd). May be nil.
+	beforeCommit func(ctx context.Context) error
 }
 
 // run executes a step, starting over on a concurrent change unless the caller pinned a version.
@@ -230,13 +254,27 @@ func run[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 }
 
 func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S]) (Outcome, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err != nil {
-		return Outcome{}, err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	if req.Meta.IdempotencyKey != "" {
+	ids := append([]string{st.stream.ID}, st.with...)
+	var tx pgx.Tx
+	var streams map[string][]eventstore.RecordedEvent
+	if req.Meta.IdempotencyKey == "" {
+		// Reads first: the append below must be the transaction's first write (DESIGN.md §2).
+		// The BEGIN goes with them, in one round trip.
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return Outcome{}, err
+		}
+		defer conn.Release() // after the rollback below (deferred later, so run first)
+		if tx, streams, err = s.store.BeginLoadMany(ctx, conn, ids); err != nil {
+			return Outcome{}, err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	} else {
+		var err error
+		if tx, err = s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}); err != nil {
+			return Outcome{}, err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 		rec, found, err := s.store.LookupIdempotency(ctx, tx, req.Meta.Actor, req.Meta.IdempotencyKey)
 		if err != nil {
 			return Outcome{}, err
@@ -247,13 +285,9 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 			}
 			return Outcome{Version: rec.Result.LastVersion, Position: rec.Result.GlobalPosition(), Replayed: true, Record: rec}, nil
 		}
-	}
-
-	// Reads first: the append below must be the transaction's first write (DESIGN.md §2).
-	ids := append([]string{st.stream.ID}, st.with...)
-	streams, err := s.store.LoadManyTx(ctx, tx, ids)
-	if err != nil {
-		return Outcome{}, err
+		if streams, err = s.store.LoadManyTx(ctx, tx, ids); err != nil {
+			return Outcome{}, err
+		}
 	}
 	for _, id := range ids {
 		if _, ok := streams[id]; !ok {
@@ -326,6 +360,11 @@ func try[S evolvable[S]](ctx context.Context, s *Service, req Request, st step[S
 			return Outcome{}, err
 		}
 	}
+	if st.beforeCommit != nil {
+		if err := st.beforeCommit(ctx); err != nil {
+			return Outcome{}, err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return Outcome{}, fmt.Errorf("commands: commit: %w", err)
 	}
@@ -347,7 +386,7 @@ func load[S evolvable[S]](ctx context.Context, s *Service, q eventstore.DBTX, st
 		events = l.streams[streamID]
 	} else {
 		var err error
-		if events, err = s.store.LoadTx(ctx, q, streamID, eventstore.LoadOptions{}); err != nil {
+		if events, err = s.store.LoadTx(ctx, q, streamID, eventstore.LoadOptions{SkipMetadata: true}); err != nil {
 			return state, 0, err
 		}
 		if ok {

@@ -106,7 +106,10 @@ func (s *Service) AddVirtualHost(ctx context.Context, req Request, domainName, h
 		},
 		queue: func(b *pgx.Batch, v domain.VirtualHost) func(context.Context, pgx.Tx) error {
 			claimed := false
-			b.Queue(`INSERT INTO virtual_host_claims (host, domain, owner) VALUES ($1, $2, $3) ON CONFLICT (host) DO NOTHING`,
+			queueRemovalGuard(b, domainName)
+			b.Queue(`INSERT INTO virtual_host_claims (host, domain, owner) SELECT $1, $2, $3
+				WHERE NOT EXISTS (SELECT 1 FROM domain_removals WHERE domain = $2 AND finished_at IS NULL)
+				ON CONFLICT (host) DO NOTHING`,
 				ascii, domainName, domain.VirtualHostStreamID(domainName, ascii)).
 				Exec(func(tag pgconn.CommandTag) error { claimed = tag.RowsAffected() == 1; return nil })
 			return func(ctx context.Context, tx pgx.Tx) error {
@@ -114,7 +117,11 @@ func (s *Service) AddVirtualHost(ctx context.Context, req Request, domainName, h
 					return nil
 				}
 				var holder string
-				if err := tx.QueryRow(ctx, `SELECT domain FROM virtual_host_claims WHERE host = $1`, ascii).Scan(&holder); err != nil {
+				err := tx.QueryRow(ctx, `SELECT domain FROM virtual_host_claims WHERE host = $1`, ascii).Scan(&holder)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return fmt.Errorf("domain %s is being removed: %w", domainName, domain.ErrDomainUnavailable)
+				}
+				if err != nil {
 					return err
 				}
 				return &VirtualHostTakenError{Host: ascii, Here: holder == domainName}

@@ -14,6 +14,9 @@ import (
 
 var accountStatuses = []string{StatusActive, StatusLocked, StatusMaintenance, StatusClosed, StatusLockout, StatusPending}
 
+// AccountStatuses returns the statuses an account can have (a copy: the API lists and checks them).
+func AccountStatuses() []string { return slices.Clone(accountStatuses) }
+
 // Inheritance sources, as shown beside effective values.
 const (
 	SourceAccount = "account"
@@ -54,10 +57,16 @@ type Account struct {
 	QuotaSource string
 	GlobalAdmin bool
 	DomainAdmin bool
-	Attributes  map[string]string
-	Aliases     []Address          // sorted by address
-	Sessions    map[string]Session // open sessions by id
-	CreatedAt   time.Time
+	// Auditor reads everything in its scope and changes nothing; AuditorDomains is that scope
+	// (sorted A-labels; empty: every domain). Never together with GlobalAdmin or DomainAdmin.
+	Auditor        bool
+	AuditorDomains []string
+	Attributes     map[string]string
+	Aliases        []Address          // sorted by address
+	Sessions       map[string]Session // open sessions by id
+	CreatedAt      time.Time
+	// TOTP is the second factor (see totp.go).
+	TOTP AccountTOTP `json:",omitzero"`
 }
 
 // Session is an open login session, recorded for audit and so an
@@ -136,6 +145,8 @@ type CreateAccount struct {
 	MailQuotaBytes *int64 // nil = the domain's account_quota_bytes if set, else inherit
 	GlobalAdmin    bool
 	DomainAdmin    bool
+	Auditor        bool
+	AuditorDomains []string // empty: every domain
 	Attributes     map[string]string
 	At             time.Time
 
@@ -154,6 +165,8 @@ type UpdateAccount struct {
 	MailQuotaBytes *int64
 	GlobalAdmin    *bool
 	DomainAdmin    *bool
+	Auditor        *bool
+	AuditorDomains *[]string // the whole new scope; &[]string{}: every domain
 	Attributes     map[string]string
 	Clear          []string
 
@@ -218,6 +231,8 @@ type AccountCreated struct {
 	QuotaSource    string            `json:"quota_source,omitempty"` // "account" or "domain"
 	GlobalAdmin    bool              `json:"global_admin"`
 	DomainAdmin    bool              `json:"domain_admin"`
+	Auditor        bool              `json:"auditor,omitempty"`
+	AuditorDomains []string          `json:"auditor_domains,omitempty"`
 	Attributes     map[string]string `json:"attributes,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
 }
@@ -232,6 +247,8 @@ type AccountUpdated struct {
 	MailQuotaBytes *int64            `json:"mail_quota_bytes,omitempty"`
 	GlobalAdmin    *bool             `json:"global_admin,omitempty"`
 	DomainAdmin    *bool             `json:"domain_admin,omitempty"`
+	Auditor        *bool             `json:"auditor,omitempty"`
+	AuditorDomains *[]string         `json:"auditor_domains,omitempty"`
 	Attributes     map[string]string `json:"attributes"`
 	Cleared        []string          `json:"cleared,omitempty"`
 }
@@ -361,6 +378,7 @@ func (a Account) decideCreate(c CreateAccount) ([]Event, error) {
 	}
 	checkOptNonNegative(&fe, "mail_quota_bytes", c.MailQuotaBytes)
 	checkAttributes(&fe, c.Attributes)
+	auditorDomains := checkAuditor(&fe, c.Auditor, c.AuditorDomains, c.GlobalAdmin || c.DomainAdmin)
 	if c.At.IsZero() {
 		fe.add("at", "required")
 	}
@@ -371,7 +389,7 @@ func (a Account) decideCreate(c CreateAccount) ([]Event, error) {
 		return nil, fmt.Errorf("account %s: %w", c.Address, ErrAlreadyExists)
 	}
 	if !d.AcceptsNewAccounts() {
-		return nil, fmt.Errorf("domain %s is %s: %w", d.Name, d.Status, ErrDomainUnavailable)
+		return nil, fmt.Errorf("domain %s is %s: %w", d.Name, d.Condition(), ErrDomainUnavailable)
 	}
 	if d.Limits.MaxAccounts > 0 && c.AccountCount >= d.Limits.MaxAccounts {
 		return nil, fmt.Errorf("domain %s allows %d accounts: %w", d.Name, d.Limits.MaxAccounts, ErrLimitReached)
@@ -385,6 +403,8 @@ func (a Account) decideCreate(c CreateAccount) ([]Event, error) {
 		Status:         status,
 		GlobalAdmin:    c.GlobalAdmin,
 		DomainAdmin:    c.DomainAdmin,
+		Auditor:        c.Auditor,
+		AuditorDomains: auditorDomains,
 		Attributes:     nonEmpty(c.Attributes),
 		CreatedAt:      c.At.UTC(),
 	}
@@ -445,6 +465,31 @@ func (a Account) decideUpdate(c UpdateAccount) ([]Event, error) {
 	}
 	if c.DomainAdmin != nil && *c.DomainAdmin != a.DomainAdmin {
 		ev.DomainAdmin, changed = clonePtr(c.DomainAdmin), true
+	}
+	if c.Auditor != nil || c.AuditorDomains != nil {
+		auditor, scope := a.Auditor, a.AuditorDomains
+		if c.Auditor != nil {
+			auditor = *c.Auditor
+			if !auditor && c.AuditorDomains == nil {
+				scope = nil // no longer an auditor: its scope goes with the role
+			}
+		}
+		if c.AuditorDomains != nil {
+			scope = *c.AuditorDomains
+		}
+		admin := deref(c.GlobalAdmin, a.GlobalAdmin) || deref(c.DomainAdmin, a.DomainAdmin)
+		scope = checkAuditor(&fe, auditor, scope, admin)
+		if auditor != a.Auditor {
+			ev.Auditor, changed = &auditor, true
+		}
+		if !slices.Equal(scope, a.AuditorDomains) {
+			if scope == nil {
+				scope = []string{} // written as [], not null, which would read back as "unchanged"
+			}
+			ev.AuditorDomains, changed = &scope, true
+		}
+	} else if a.Auditor && (deref(c.GlobalAdmin, false) || deref(c.DomainAdmin, false)) {
+		checkAuditor(&fe, true, a.AuditorDomains, true)
 	}
 	if c.Attributes != nil {
 		checkAttributes(&fe, c.Attributes)
@@ -610,6 +655,8 @@ func (a Account) Evolve(e Event) Account {
 			MailQuotaBytes: clonePtr(ev.MailQuotaBytes),
 			GlobalAdmin:    ev.GlobalAdmin,
 			DomainAdmin:    ev.DomainAdmin,
+			Auditor:        ev.Auditor,
+			AuditorDomains: slices.Clone(ev.AuditorDomains),
 			Attributes:     maps.Clone(ev.Attributes),
 			CreatedAt:      ev.CreatedAt,
 		}
@@ -638,6 +685,12 @@ func (a Account) Evolve(e Event) Account {
 		}
 		if ev.DomainAdmin != nil {
 			a.DomainAdmin = *ev.DomainAdmin
+		}
+		if ev.Auditor != nil {
+			a.Auditor = *ev.Auditor
+		}
+		if ev.AuditorDomains != nil {
+			a.AuditorDomains = slices.Clone(*ev.AuditorDomains)
 		}
 		if ev.Attributes != nil {
 			a.Attributes = maps.Clone(ev.Attributes)
@@ -683,5 +736,47 @@ func (a Account) Evolve(e Event) Account {
 		}
 		return a
 	}
-	return a
+	return a.evolveTOTP(e)
+}
+
+// maxAuditorDomains bounds an auditor's list of domains (an auditor of more has them all).
+const maxAuditorDomains = 1000
+
+// checkAuditor validates the auditor role and returns its scope normalised (A-labels, sorted,
+// without duplicates; nil for every domain). The role is refused together with an admin role:
+// whoever checks the changes must not be the one who makes them (separation of duties). The
+// domains need not exist: a scope may name a domain removed since, whose history stays readable.
+func checkAuditor(fe *fieldErrors, auditor bool, domains []string, admin bool) []string {
+	if auditor && admin {
+		fe.add("auditor", "cannot be combined with global_admin or domain_admin: an auditor only reads")
+	}
+	if !auditor {
+		if len(domains) > 0 {
+			fe.add("auditor_domains", "only an auditor has auditor_domains")
+		}
+		return nil
+	}
+	if len(domains) > maxAuditorDomains {
+		fe.add("auditor_domains", fmt.Sprintf("at most %d domains (an empty list means every domain)", maxAuditorDomains))
+		return nil
+	}
+	var out []string
+	for _, d := range domains {
+		ascii, _, err := NormalizeDomainName(d)
+		if err != nil {
+			fe.add("auditor_domains", fmt.Sprintf("%q is not a domain name", d))
+			continue
+		}
+		out = append(out, ascii)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// deref is *p, or def when p is nil.
+func deref[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }

@@ -440,3 +440,75 @@ func TestAccountMailDelivery(t *testing.T) {
 	require.Equal(t, DeliveryBounce, Account{}.MailDelivery(d))
 	require.Equal(t, DeliveryBounce, acct(StatusActive).MailDelivery(Domain{Name: "other.test", Status: StatusActive}))
 }
+
+func TestAccountAuditor(t *testing.T) {
+	t.Parallel()
+	d := activeDomain(t)
+	ann := mustAddr(t, "ann@example.com")
+	fields := func(err error) []string {
+		var ve ValidationError
+		require.ErrorAs(t, err, &ve)
+		var names []string
+		for _, f := range ve.Errors {
+			names = append(names, f.Field)
+		}
+		return names
+	}
+
+	t.Run("create normalises the scope", func(t *testing.T) {
+		t.Parallel()
+		a := createdAccount(t, CreateAccount{Address: ann, Auditor: true,
+			AuditorDomains: []string{"B.example", "a.example", "b.example", "bücher.example"}, At: t0, Domain: d})
+		require.True(t, a.Auditor)
+		require.Equal(t, []string{"a.example", "b.example", "xn--bcher-kva.example"}, a.AuditorDomains)
+	})
+	t.Run("refused with an admin role, a scope without the role, a bad name", func(t *testing.T) {
+		t.Parallel()
+		_, err := Account{}.Decide(CreateAccount{Address: ann, Auditor: true, GlobalAdmin: true, At: t0, Domain: d})
+		require.Equal(t, []string{"auditor"}, fields(err))
+		_, err = Account{}.Decide(CreateAccount{Address: ann, Auditor: true, DomainAdmin: true, At: t0, Domain: d})
+		require.Equal(t, []string{"auditor"}, fields(err))
+		_, err = Account{}.Decide(CreateAccount{Address: ann, AuditorDomains: []string{"a.example"}, At: t0, Domain: d})
+		require.Equal(t, []string{"auditor_domains"}, fields(err))
+		_, err = Account{}.Decide(CreateAccount{Address: ann, Auditor: true, AuditorDomains: []string{"not a domain"}, At: t0, Domain: d})
+		require.Equal(t, []string{"auditor_domains"}, fields(err))
+	})
+	t.Run("update grants, narrows, widens and revokes", func(t *testing.T) {
+		t.Parallel()
+		a := createdAccount(t, CreateAccount{Address: ann, At: t0, Domain: d})
+		events, err := a.Decide(UpdateAccount{Auditor: ptr(true)})
+		require.NoError(t, err)
+		require.Equal(t, []Event{AccountUpdated{Address: ann, Auditor: ptr(true)}}, events)
+		a = evolveAll(a, events)
+		require.True(t, a.Auditor)
+		require.Empty(t, a.AuditorDomains)
+
+		events, err = a.Decide(UpdateAccount{AuditorDomains: &[]string{"A.example"}})
+		require.NoError(t, err)
+		a = evolveAll(a, events)
+		require.Equal(t, []string{"a.example"}, a.AuditorDomains)
+
+		events, err = a.Decide(UpdateAccount{AuditorDomains: &[]string{}})
+		require.NoError(t, err)
+		require.Equal(t, []Event{AccountUpdated{Address: ann, AuditorDomains: &[]string{}}}, events)
+		a = evolveAll(a, events)
+		require.Empty(t, a.AuditorDomains)
+
+		_, err = a.Decide(UpdateAccount{DomainAdmin: ptr(true)})
+		require.Equal(t, []string{"auditor"}, fields(err))
+
+		events, err = a.Decide(UpdateAccount{AuditorDomains: &[]string{"a.example"}})
+		require.NoError(t, err)
+		a = evolveAll(a, events)
+		// Revoking the role takes its scope with it, and then an admin role may be granted.
+		events, err = a.Decide(UpdateAccount{Auditor: ptr(false), DomainAdmin: ptr(true)})
+		require.NoError(t, err)
+		a = evolveAll(a, events)
+		require.False(t, a.Auditor)
+		require.Empty(t, a.AuditorDomains)
+		require.True(t, a.DomainAdmin)
+
+		_, err = a.Decide(UpdateAccount{AuditorDomains: &[]string{"a.example"}})
+		require.Equal(t, []string{"auditor_domains"}, fields(err))
+	})
+}

@@ -306,21 +306,3 @@ func TestProblemCodesAreUnique(t *testing.T) {
 		seen[c] = true
 	}
 }
-
-// Whatever the three texts hold, verification answers with problems, never a panic (the API
-// turns a panic into a 500). Seeds: a good certificate, and pieces of one in the wrong places.
-func FuzzVerifyCertificate(f *testing.F) {
-	p := getPKI(f)
-	cert, key := p.leaf(f, leafOpts{})
-	k := keyPEM(f, key)
-	f.Add(cert, p.interPEM, k)
-	f.Add(k, cert, p.interPEM)
-	f.Add(cert[:len(cert)/2], p.interPEM+p.rootPEM, k[10:])
-	f.Add("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", "-----BEGIN EC PARAMETERS-----\n-----END EC PARAMETERS-----\n", "")
-	f.Fuzz(func(t *testing.T, certificate, chain, privateKey string) {
-		c := VerifyCertificate("mail.example.com", CertificateFiles{Certificate: certificate, CAChain: chain, PrivateKey: privateKey}, certNow)
-		if c.Valid != (len(c.Problems) == 0) {
-			t.Fatalf("valid %v with problems %v", c.Valid, c.Problems)
-		}
-	})
-}

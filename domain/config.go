@@ -34,6 +34,8 @@ type GlobalConfig struct {
 	GALPollingIntervalSeconds int // 0 = no periodic GAL sync
 	SessionLifetimeSeconds    int
 	PasswordMinLength         int
+	// TOTPRequired: every administrator must log in with a second factor (totp.go).
+	TOTPRequired bool `json:",omitempty"`
 }
 
 // DefaultGlobalConfig returns the built-in defaults.
@@ -77,6 +79,7 @@ type UpdateGlobalConfig struct {
 	GALPollingIntervalSeconds *int
 	SessionLifetimeSeconds    *int
 	PasswordMinLength         *int
+	TOTPRequired              *bool
 	Clear                     []string
 
 	// COSExists is filled by the caller: whether the COS that default_cos
@@ -99,6 +102,7 @@ type GlobalConfigUpdated struct {
 	GALPollingIntervalSeconds *int    `json:"gal_polling_interval_seconds,omitempty"`
 	SessionLifetimeSeconds    *int    `json:"session_lifetime_seconds,omitempty"`
 	PasswordMinLength         *int    `json:"password_min_length,omitempty"`
+	TOTPRequired              *bool   `json:"totp_required,omitempty"`
 }
 
 // EventType implements Event.
@@ -107,7 +111,7 @@ func (GlobalConfigUpdated) EventType() string { return "GlobalConfigUpdated" }
 var globalClearable = []string{
 	"time_zone", "public_protocol", "spam_relay_host", "default_cos",
 	"account_quota_bytes", "domain_quota_bytes", "warn_percent",
-	"gal_polling_interval_seconds", "session_lifetime_seconds", "password_min_length",
+	"gal_polling_interval_seconds", "session_lifetime_seconds", "password_min_length", "totp_required",
 }
 
 // Decide validates cmd against the current configuration.
@@ -220,6 +224,11 @@ func (g GlobalConfig) decideUpdate(c UpdateGlobalConfig) ([]Event, error) {
 			ev.PasswordMinLength, changed = &v, true
 		}
 	}
+	if pick("totp_required", c.TOTPRequired != nil) {
+		if v := orDefault(c.TOTPRequired, def.TOTPRequired); v != cur.TOTPRequired {
+			ev.TOTPRequired, changed = &v, true
+		}
+	}
 
 	if err := fe.err(); err != nil {
 		return nil, err
@@ -259,6 +268,7 @@ func (g GlobalConfig) Evolve(e Event) GlobalConfig {
 		g.GALPollingIntervalSeconds = orDefault(ev.GALPollingIntervalSeconds, g.GALPollingIntervalSeconds)
 		g.SessionLifetimeSeconds = orDefault(ev.SessionLifetimeSeconds, g.SessionLifetimeSeconds)
 		g.PasswordMinLength = orDefault(ev.PasswordMinLength, g.PasswordMinLength)
+		g.TOTPRequired = orDefault(ev.TOTPRequired, g.TOTPRequired)
 	}
 	return g
 }

@@ -19,6 +19,9 @@ const (
 
 var domainStatuses = []string{StatusActive, StatusMaintenance, StatusLocked, StatusClosed, StatusSuspended}
 
+// DomainStatuses returns the statuses a domain can have (a copy: the API lists and checks them).
+func DomainStatuses() []string { return slices.Clone(domainStatuses) }
+
 // Authentication mechanisms of a domain.
 const (
 	AuthInternal = "internal"
@@ -39,6 +42,11 @@ type Domain struct {
 	Status         string
 	Auth           DomainAuth
 	Limits         DomainLimits
+	// Removing is set once a removal started (DomainRemovalStarted): nothing new may be
+	// created in the domain and nothing in it changes, except by the removal itself.
+	Removing bool `json:",omitempty"`
+	// TOTPRequired: the domain's administrators must log in with a second factor (totp.go).
+	TOTPRequired bool `json:",omitempty"`
 }
 
 // DomainAuth is how a domain's users authenticate. The bind password is kept
@@ -117,7 +125,7 @@ func (d Domain) AcceptsLogins() bool {
 // domain is locked or in maintenance (that is what a migration does), but not
 // once it is closed (being wound down) or suspended (frozen).
 func (d Domain) AcceptsNewAccounts() bool {
-	return d.Exists() && (d.Status == StatusActive || d.Status == StatusMaintenance || d.Status == StatusLocked)
+	return d.Exists() && !d.Removing && (d.Status == StatusActive || d.Status == StatusMaintenance || d.Status == StatusLocked)
 }
 
 // AcceptsChanges is false while the domain is suspended: as in Carbonio, its
@@ -127,7 +135,15 @@ func (d Domain) AcceptsNewAccounts() bool {
 // checks this before them (see CheckAcceptsChanges); the domain-removal job
 // deliberately skips it.
 func (d Domain) AcceptsChanges() bool {
-	return d.Exists() && d.Status != StatusSuspended
+	return d.Exists() && !d.Removing && d.Status != StatusSuspended
+}
+
+// Condition says why a domain refuses something: "being removed", or its status.
+func (d Domain) Condition() string {
+	if d.Removing {
+		return "being removed"
+	}
+	return d.Status
 }
 
 // CheckAcceptsChanges returns nil, or ErrDomainUnavailable (ErrNotFound if
@@ -137,7 +153,7 @@ func (d Domain) CheckAcceptsChanges() error {
 		return fmt.Errorf("domain: %w", ErrNotFound)
 	}
 	if !d.AcceptsChanges() {
-		return fmt.Errorf("domain %s is %s: %w", d.Name, d.Status, ErrDomainUnavailable)
+		return fmt.Errorf("domain %s is %s: %w", d.Name, d.Condition(), ErrDomainUnavailable)
 	}
 	return nil
 }
@@ -200,6 +216,7 @@ type UpdateDomain struct {
 	Status         *string
 	Auth           *AuthPatch
 	Limits         *LimitsPatch
+	TOTPRequired   *bool
 	Clear          []string
 
 	// COSExists: whether the new DefaultCOS exists; consulted only when it changes.
@@ -209,9 +226,21 @@ type UpdateDomain struct {
 // CloseDomain closes a domain: its objects stay, logins and delivery stop.
 type CloseDomain struct{}
 
-func (CreateDomain) isDomainCommand() {}
-func (UpdateDomain) isDomainCommand() {}
-func (CloseDomain) isDomainCommand()  {}
+// StartDomainRemoval begins removing a domain and everything in it. Starting a removal that
+// is already under way decides nothing (the caller answers with the job it has).
+type StartDomainRemoval struct{}
+
+// FinishDomainRemoval records the end of a removal, once every object of the domain is gone
+// (Remaining is what the caller still found in it: it must be 0).
+type FinishDomainRemoval struct {
+	Remaining int
+}
+
+func (CreateDomain) isDomainCommand()        {}
+func (UpdateDomain) isDomainCommand()        {}
+func (CloseDomain) isDomainCommand()         {}
+func (StartDomainRemoval) isDomainCommand()  {}
+func (FinishDomainRemoval) isDomainCommand() {}
 
 // DomainCreated records a new domain with all its settings.
 type DomainCreated struct {
@@ -239,6 +268,7 @@ type DomainUpdated struct {
 	Status         *string      `json:"status,omitempty"`
 	Auth           *AuthPatch   `json:"auth,omitempty"`
 	Limits         *LimitsPatch `json:"limits,omitempty"`
+	TOTPRequired   *bool        `json:"totp_required,omitempty"`
 	Cleared        []string     `json:"cleared,omitempty"`
 }
 
@@ -246,6 +276,24 @@ type DomainUpdated struct {
 type DomainClosed struct {
 	Name string `json:"name"`
 }
+
+// DomainRemovalStarted records that the domain is being removed: from here on nothing new is
+// created in it, and the removal job deletes its objects one event each.
+type DomainRemovalStarted struct {
+	Name string `json:"name"`
+}
+
+// DomainRemoved is the domain's last event: its objects are gone, and its data key is
+// destroyed in the same transaction (crypto-shredding). The name may be created again.
+type DomainRemoved struct {
+	Name string `json:"name"`
+}
+
+// EventType implements Event.
+func (DomainRemovalStarted) EventType() string { return "DomainRemovalStarted" }
+
+// EventType implements Event.
+func (DomainRemoved) EventType() string { return "DomainRemoved" }
 
 // EventType implements Event.
 func (DomainCreated) EventType() string { return "DomainCreated" }
@@ -272,10 +320,32 @@ func (d Domain) Decide(cmd DomainCommand) ([]Event, error) {
 		if !d.Exists() {
 			return nil, fmt.Errorf("domain: %w", ErrNotFound)
 		}
+		if d.Removing {
+			return nil, fmt.Errorf("domain %s is being removed: %w", d.Name, ErrDomainUnavailable)
+		}
 		if d.Status == StatusClosed {
 			return nil, nil
 		}
 		return []Event{DomainClosed{Name: d.Name}}, nil
+	case StartDomainRemoval:
+		if !d.Exists() {
+			return nil, fmt.Errorf("domain: %w", ErrNotFound)
+		}
+		if d.Removing {
+			return nil, nil
+		}
+		return []Event{DomainRemovalStarted{Name: d.Name}}, nil
+	case FinishDomainRemoval:
+		if !d.Exists() {
+			return nil, fmt.Errorf("domain: %w", ErrNotFound)
+		}
+		if !d.Removing {
+			return nil, fmt.Errorf("domain %s: no removal under way: %w", d.Name, ErrConflict)
+		}
+		if c.Remaining > 0 {
+			return nil, fmt.Errorf("domain %s still has %d objects: %w", d.Name, c.Remaining, ErrConflict)
+		}
+		return []Event{DomainRemoved{Name: d.Name}}, nil
 	}
 	return nil, fmt.Errorf("domain: unknown domain command %T", cmd)
 }
@@ -345,6 +415,10 @@ func (d Domain) decideCreate(c CreateDomain) ([]Event, error) {
 func (d Domain) decideUpdate(c UpdateDomain) ([]Event, error) {
 	if !d.Exists() {
 		return nil, fmt.Errorf("domain: %w", ErrNotFound)
+	}
+	if d.Removing {
+		// Reopening or reconfiguring a domain half removed would leave it with half its objects.
+		return nil, fmt.Errorf("domain %s is being removed: %w", d.Name, ErrDomainUnavailable)
 	}
 	var fe fieldErrors
 	clear := clearList(c.Clear, domainClearable, &fe)
@@ -456,6 +530,9 @@ func (d Domain) decideUpdate(c UpdateDomain) ([]Event, error) {
 	}
 	if lchanged {
 		ev.Limits, changed = &lp, true
+	}
+	if c.TOTPRequired != nil && *c.TOTPRequired != d.TOTPRequired {
+		ev.TOTPRequired, changed = clonePtr(c.TOTPRequired), true
 	}
 
 	current := map[string]bool{
@@ -619,6 +696,9 @@ func (d Domain) Evolve(e Event) Domain {
 			},
 		}
 	case DomainUpdated:
+		if ev.TOTPRequired != nil {
+			d.TOTPRequired = *ev.TOTPRequired
+		}
 		if ev.Description != nil {
 			d.Description = *ev.Description
 		}
@@ -683,6 +763,12 @@ func (d Domain) Evolve(e Event) Domain {
 	case DomainClosed:
 		d.Status = StatusClosed
 		return d
+	case DomainRemovalStarted:
+		d.Removing = true
+		return d
+	case DomainRemoved:
+		// Gone: the name is free, and a DomainCreated later in this stream starts afresh.
+		return Domain{}
 	}
 	return d
 }

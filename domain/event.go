@@ -34,6 +34,8 @@ func Events() []Event {
 		DomainCreated{},
 		DomainUpdated{},
 		DomainClosed{},
+		DomainRemovalStarted{},
+		DomainRemoved{},
 		AccountCreated{},
 		AccountUpdated{},
 		AccountPasswordChanged{},
@@ -66,6 +68,24 @@ func Events() []Event {
 		CertificateRequested{},
 		CertificateIssuanceFailed{},
 		MailSent{},
+		DKIMKeyAdded{},
+		DKIMKeyRetiring{},
+		DKIMKeyRetired{},
+		DKIMKeyRemoved{},
+		GALConfigured{},
+		GALDeleted{},
+		GALResyncRequested{},
+		GALSynced{},
+		QuotaWarningSent{},
+		ServiceTokenCreated{},
+		ServiceTokenRevoked{},
+		APITokenCreated{},
+		APITokenRevoked{},
+		TOTPEnrolmentStarted{},
+		TOTPEnrolmentConfirmed{},
+		TOTPDisabled{},
+		TOTPCodeUsed{},
+		TOTPRecoveryCodeUsed{},
 	}
 }
 
@@ -93,4 +113,15 @@ const RedactedValue = "[redacted]"
 // knowing each event type.
 func IsSecretField(jsonName string) bool {
 	return strings.HasSuffix(jsonName, "_secret")
+}
+
+// EndsObject reports whether an event ends an account, list or resource: nothing follows it in
+// its stream but a creation, so a stream whose last event is one of these holds no object. The
+// domain removal reads only the streams' last events to know which objects it still deletes.
+func EndsObject(eventType string) bool {
+	switch eventType {
+	case AccountDeleted{}.EventType(), ListDeleted{}.EventType(), ResourceDeleted{}.EventType():
+		return true
+	}
+	return false
 }

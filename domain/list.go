@@ -360,15 +360,7 @@ func (l MailingList) decideCreate(c CreateList) ([]Event, error) {
 	}
 	var fe fieldErrors
 	var p addressParser
-	addr, msg := p.parse(c.Address)
-	switch {
-	case c.Address == "":
-		fe.add("address", "required")
-	case msg != "":
-		fe.add("address", msg)
-	case addr.Domain != d.Name:
-		fe.add("address", "must be in domain "+d.Name)
-	}
+	addr := newObjectAddress(&fe, &p, c.Address, d)
 	if msg := checkText(c.DisplayName, maxDisplayNameLength, false); msg != "" {
 		fe.add("display_name", msg)
 	}
@@ -397,14 +389,8 @@ func (l MailingList) decideCreate(c CreateList) ([]Event, error) {
 	if c.At.IsZero() {
 		fe.add("at", "required")
 	}
-	if err := fe.err(); err != nil {
+	if err := admitNewObject(&fe, l.Exists(), "list", addr, d); err != nil {
 		return nil, err
-	}
-	if l.Exists() {
-		return nil, fmt.Errorf("list %s: %w", addr, ErrAlreadyExists)
-	}
-	if !d.AcceptsNewAccounts() { // the accounts' rule holds for every new object of a domain
-		return nil, fmt.Errorf("domain %s is %s: %w", d.Name, d.Status, ErrDomainUnavailable)
 	}
 	return []Event{ev}, nil
 }
@@ -566,7 +552,7 @@ func (l MailingList) decideAddAliases(c AddListAliases) ([]Event, error) {
 		case !d.Exists():
 			fe.add(field, "domain "+a.Domain+" does not exist")
 		case !d.AcceptsNewAccounts() && unavailable == nil:
-			unavailable = fmt.Errorf("domain %s of alias %s is %s: %w", d.Name, a, d.Status, ErrDomainUnavailable)
+			unavailable = fmt.Errorf("domain %s of alias %s is %s: %w", d.Name, a, d.Condition(), ErrDomainUnavailable)
 		default:
 			added = append(added, a)
 		}

@@ -80,6 +80,12 @@ func NormalizeDomainName(s string) (ascii, unicode string, err error) {
 	if again, err := idna.Registration.ToASCII(unicode); err != nil || again != ascii {
 		return "", "", Invalid("name", "not a valid domain name: non-canonical A-label")
 	}
+	// An A-label can decode to capital letters that lowercase to something IDNA refuses
+	// (xn--bbe is Cherokee capital U+13C8, whose small letter U+AB98 is disallowed): that
+	// name's Unicode form would not be accepted back, so it is refused in both spellings.
+	if norm.NFC.String(strings.ToLower(unicode)) != unicode {
+		return "", "", Invalid("name", "not a valid domain name: its Unicode form has capital letters that do not lowercase to a valid name")
+	}
 	return ascii, unicode, nil
 }
 

@@ -200,15 +200,7 @@ func (r Resource) decideCreate(c CreateResource) ([]Event, error) {
 	}
 	var fe fieldErrors
 	var p addressParser
-	addr, msg := p.parse(c.Address)
-	switch {
-	case c.Address == "":
-		fe.add("address", "required")
-	case msg != "":
-		fe.add("address", msg)
-	case addr.Domain != d.Name:
-		fe.add("address", "must be in domain "+d.Name)
-	}
+	addr := newObjectAddress(&fe, &p, c.Address, d)
 	ev := ResourceCreated{Address: addr, DisplayName: c.DisplayName, Type: c.Type, Location: c.Location,
 		BookingPolicy: c.BookingPolicy, CreatedAt: c.At.UTC()}
 	if msg := checkText(c.DisplayName, maxDisplayNameLength, false); msg != "" {
@@ -240,14 +232,8 @@ func (r Resource) decideCreate(c CreateResource) ([]Event, error) {
 	if c.At.IsZero() {
 		fe.add("at", "required")
 	}
-	if err := fe.err(); err != nil {
+	if err := admitNewObject(&fe, r.Exists(), "resource", addr, d); err != nil {
 		return nil, err
-	}
-	if r.Exists() {
-		return nil, fmt.Errorf("resource %s: %w", addr, ErrAlreadyExists)
-	}
-	if !d.AcceptsNewAccounts() { // the accounts' rule holds for every new object of a domain
-		return nil, fmt.Errorf("domain %s is %s: %w", d.Name, d.Status, ErrDomainUnavailable)
 	}
 	return []Event{ev}, nil
 }
@@ -325,7 +311,7 @@ func (r Resource) decideAddAlias(c AddResourceAlias) ([]Event, error) {
 	case !c.AliasDomain.Exists() || c.AliasDomain.Name != alias.Domain:
 		return nil, Invalid("alias", "domain "+alias.Domain+" does not exist")
 	case !c.AliasDomain.AcceptsNewAccounts():
-		return nil, fmt.Errorf("domain %s of alias %s is %s: %w", alias.Domain, alias, c.AliasDomain.Status, ErrDomainUnavailable)
+		return nil, fmt.Errorf("domain %s of alias %s is %s: %w", alias.Domain, alias, c.AliasDomain.Condition(), ErrDomainUnavailable)
 	case len(r.Aliases) >= maxObjectAliases:
 		return nil, Invalid("alias", fmt.Sprintf("a resource has at most %d aliases", maxObjectAliases))
 	}

@@ -35,6 +35,18 @@ type Anchor struct {
 	PublicKey   []byte       `json:"public_key"`
 	Signature   []byte       `json:"signature"`
 	Heads       []AnchorHead `json:"heads"`
+	// Order is where the anchor's window ends in this database's order when a logical restore
+	// rewrote the transaction ids (RewriteRestoredOrder); nil when it is Position. It is not
+	// signed: Position is what was signed, in the order of the cluster that signed it.
+	Order *Position `json:"order,omitempty"`
+}
+
+// At is where the anchor's window ends in this database's (transaction_id, position) order.
+func (a Anchor) At() Position {
+	if a.Order != nil {
+		return *a.Order
+	}
+	return a.Position
 }
 
 // AnchorHead is a stream's head as an anchor saw it.
@@ -142,7 +154,8 @@ func (a *Anchors) Record(ctx context.Context) (anchor Anchor, ok bool, err error
 			return fmt.Errorf("eventstore: anchor head: %w", err)
 		}
 		head.TransactionID = uint64(txid)
-		if found && !last.Position.Less(head) {
+		at := last.At()
+		if found && !at.Less(head) {
 			return nil // nothing new
 		}
 		next := Anchor{Seq: 1, PrevHash: zeroHash, Position: head, RecordedAt: a.now()}
@@ -160,14 +173,14 @@ func (a *Anchors) Record(ctx context.Context) (anchor Anchor, ok bool, err error
 		var n, created int64
 		err = tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE stream_version = 1) FROM events
 			WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2) AND (transaction_id, position) <= ($3::bigint::text::xid8, $4)`,
-			int64(last.Position.TransactionID), last.Position.Position, txid, head.Position).Scan(&n, &created)
+			int64(at.TransactionID), at.Position, txid, head.Position).Scan(&n, &created)
 		if err != nil {
 			return fmt.Errorf("eventstore: anchor counts: %w", err)
 		}
 		rows, err := tx.Query(ctx, `SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events
 			WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2) AND (transaction_id, position) <= ($3::bigint::text::xid8, $4)
 			ORDER BY stream_id, stream_version DESC`,
-			int64(last.Position.TransactionID), last.Position.Position, txid, head.Position)
+			int64(at.TransactionID), at.Position, txid, head.Position)
 		if err != nil {
 			return fmt.Errorf("eventstore: anchor heads: %w", err)
 		}
@@ -230,20 +243,11 @@ func ListAnchors(ctx context.Context, q DBTX, afterSeq int64) ([]Anchor, error) 
 }
 
 func listAnchors(ctx context.Context, q DBTX, tail string, withHeads bool) ([]Anchor, error) {
-	rows, err := q.Query(ctx, `SELECT seq, transaction_id::text::bigint, position, events, streams, heads_digest,
-		prev_hash, recorded_at, public_key, signature FROM anchors `+tail)
+	rows, err := q.Query(ctx, `SELECT `+anchorColumns+` FROM anchors `+tail)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: anchors: %w", err)
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Anchor, error) {
-		var a Anchor
-		var txid int64
-		err := r.Scan(&a.Seq, &txid, &a.Position.Position, &a.Events, &a.Streams, &a.HeadsDigest,
-			&a.PrevHash, &a.RecordedAt, &a.PublicKey, &a.Signature)
-		a.Position.TransactionID = uint64(txid)
-		a.RecordedAt = a.RecordedAt.UTC()
-		return a, err
-	})
+	list, err := pgx.CollectRows(rows, scanAnchor)
 	if err != nil || !withHeads || len(list) == 0 {
 		return list, err
 	}

@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -386,4 +387,55 @@ func BenchmarkProjectionDelivery(b *testing.B) {
 			reportRate(b, handled)
 		})
 	}
+}
+
+// countingWriter counts what an export writes and throws it away.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkExportDomain is the history export (ExportDomain) of the seeded domain, which holds
+// every seeded event: events/s, and the peak heap sampled during the pass, which must stay flat
+// (pages of 1,000 events) however many events the domain holds. b.N counts full exports.
+func BenchmarkExportDomain(b *testing.B) {
+	s, _, total := readDB(b)
+	ctx := context.Background()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	peak.Store(before.HeapInuse)
+	exported := 0
+	var bytes int64
+	for b.Loop() {
+		w := &countingWriter{}
+		if err := s.ExportDomain(ctx, w, eventstore.ExportOptions{Domain: "example.test", ExportedAt: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+		exported += total
+		bytes = w.n
+	}
+	close(stop)
+	<-sampled
+	reportRate(b, exported)
+	b.ReportMetric(float64(total), "events/pass")
+	b.ReportMetric(float64(bytes)/float64(total), "bytes/event")
+	b.ReportMetric(float64(peak.Load()-min(peak.Load(), before.HeapInuse))/(1<<20), "peak-heap-growth-MiB")
 }

@@ -50,6 +50,9 @@ type Metadata struct {
 	CausationID    string `json:"causation_id,omitempty"`
 	SourceIP       string `json:"source_ip,omitempty"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// SessionID is the login session (or service token) whose bearer token made the request:
+	// "who acted" down to the token, since one account may hold several sessions.
+	SessionID string `json:"session_id,omitempty"`
 	// RequestHash identifies the request an idempotency key was first used for. When empty, a
 	// hash of the appended events stands in for it. It is not stored with the events.
 	RequestHash []byte `json:"-"`
@@ -92,6 +95,9 @@ type RecordedEvent struct {
 	rawMetadata []byte
 }
 
+// StoredMetadata is the metadata exactly as stored, which the hash chain covers.
+func (e RecordedEvent) StoredMetadata() json.RawMessage { return e.rawMetadata }
+
 // GlobalPosition returns the event's place in the global order.
 func (e RecordedEvent) GlobalPosition() Position {
 	return Position{TransactionID: e.TransactionID, Position: e.Position}
@@ -122,6 +128,10 @@ type LoadOptions struct {
 	UpToVersion int
 	// AsOf stops at events recorded at or before this moment (zero: no limit).
 	AsOf time.Time
+	// SkipMetadata leaves each event's Metadata undecoded (zero), for callers that only fold
+	// the events: decoding it was a third of the CPU of loading a 1,000-event stream
+	// (docs/benchmarks.md, "Issue 10 — audit"). StoredMetadata still holds it as stored.
+	SkipMetadata bool
 }
 
 var (

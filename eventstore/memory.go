@@ -142,6 +142,9 @@ func (m *Memory) Load(_ context.Context, streamID string, opts LoadOptions) ([]R
 		if upTo > 0 && e.Version > upTo {
 			break
 		}
+		if opts.SkipMetadata {
+			e.Metadata = Metadata{}
+		}
 		out = append(out, e)
 	}
 	return m.upcastAll(out)

@@ -79,9 +79,17 @@ func (r *Registry) Upcast(eventType string, version int, data json.RawMessage) (
 	if !known || version >= cur {
 		return data, version, nil
 	}
+	if version < 1 {
+		// Versions start at 1: there is no step from below it (a damaged row, not old data).
+		return nil, 0, fmt.Errorf("eventstore: upcast %s: no schema version %d", eventType, version)
+	}
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, 0, fmt.Errorf("eventstore: upcast %s v%d: %w", eventType, version, err)
+	}
+	if m == nil {
+		// JSON null: an upcaster writing into it would panic.
+		return nil, 0, fmt.Errorf("eventstore: upcast %s v%d: the data is null, not an object", eventType, version)
 	}
 	for v := version; v < cur; v++ {
 		var err error

@@ -137,7 +137,7 @@ func (s *Postgres) allByStream(ctx context.Context, q DBTX) ([]RecordedEvent, er
 	defer rows.Close()
 	var out []RecordedEvent
 	for rows.Next() {
-		e, err := scanRaw(rows)
+		e, err := scanRaw(rows, true)
 		if err != nil {
 			return nil, err
 		}

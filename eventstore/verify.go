@@ -89,7 +89,7 @@ func (s *Postgres) Verify(ctx context.Context) (VerifyReport, error) {
 	defer rows.Close()
 	c := chainChecker{chain: s.chain}
 	for rows.Next() {
-		e, err := scanRaw(rows)
+		e, err := scanRaw(rows, true)
 		if err != nil {
 			return c.report, err
 		}

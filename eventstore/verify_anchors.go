@@ -164,7 +164,7 @@ type anchorWalk struct {
 }
 
 func (w *anchorWalk) event(pos Position, h AnchorHead) {
-	for w.next < len(w.anchors) && w.anchors[w.next].Position.Less(pos) {
+	for w.next < len(w.anchors) && w.anchors[w.next].At().Less(pos) {
 		w.close()
 	}
 	w.events++

@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +24,10 @@ type backoff struct {
 func (b *backoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
 	now := time.Now()
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The projection is stopping (shutdown, a lost lease): nothing went wrong, and an error
+		// in the log would send an operator looking for one.
+		return b.retry
 	case err != nil:
 		logger.Error("Error querying for events", err, watermill.LogFields{"wait_time": b.retry})
 		return b.retry

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -102,6 +103,20 @@ func RecordStop(ctx context.Context, pool *pgxpool.Pool, st *Stop) error {
 
 // LockKey is the advisory lock a projection is run under: whoever holds it runs the projection.
 func LockKey(name string) int64 { return lockKey(name) }
+
+// SwapLockKey is the transaction-level advisory lock each of the projection's batches holds
+// shared from its first statement to its commit. A rebuild that swaps the projection's read
+// model for a freshly built one takes it exclusive in the swap transaction: it waits for the
+// batch in flight to commit, and the batches that start meanwhile read no event (they poll
+// again), so no batch applies an event to tables the swap replaces or moves the checkpoint the
+// swap sets. (A batch whose snapshot was taken just before the swap committed but whose lock
+// came just after fails on the checkpoint row the swap updated, under repeatable read, and is
+// replayed.)
+func SwapLockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("mailplane projection swap " + name))
+	return int64(h.Sum64())
+}
 
 // Skips returns the positions an operator told the projection to skip.
 func Skips(ctx context.Context, pool *pgxpool.Pool, name string) (map[int64]bool, error) {

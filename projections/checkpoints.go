@@ -20,7 +20,7 @@ import (
 // through xids.
 type checkpoints struct {
 	// batch tells, as the subscriber acks a batch, what the batch really got to.
-	batch func() batchEnd
+	batch func() (batchEnd, error)
 }
 
 // batchEnd is what an acked batch may record: the checkpoint can stop short of the last message
@@ -81,7 +81,11 @@ func (checkpoints) NextOffsetQuery(p wsql.NextOffsetQueryParams) (wsql.Query, er
 func (c checkpoints) AckMessageQuery(p wsql.AckMessageQueryParams) (wsql.Query, error) {
 	end := batchEnd{}
 	if c.batch != nil {
-		end = c.batch()
+		var err error
+		if end, err = c.batch(); err != nil {
+			// The subscriber rolls the batch back.
+			return wsql.Query{}, err
+		}
 	}
 	txid, position := p.LastRow.ExtraData["transaction_id"], p.LastRow.Offset
 	if end.limited {

@@ -45,6 +45,8 @@ type delivery struct {
 // batch is what the delivery knows of the subscriber's current batch transaction.
 type batch struct {
 	tx *wsql.PgxTx
+	// pipe is tx as the handlers get it: their writes are sent together (pipeline.go).
+	pipe *pipedTx
 	// done holds the positions acked in this transaction: a second delivery of one (watermill's
 	// Duplicator, a resend) is acked again without being handled again.
 	done map[int64]bool
@@ -96,14 +98,27 @@ func (d *delivery) betweenBatches() {
 	}
 }
 
-// batchEnd tells the checkpoint what the batch being acked got to.
-func (d *delivery) batchEnd() batchEnd {
+// batchEnd tells the checkpoint what the batch being acked got to, once the batch's queued
+// writes are sent. If one of them failed, the batch must not commit: it is abandoned and
+// replayed with a savepoint per event, which finds the event whose write failed.
+func (d *delivery) batchEnd() (batchEnd, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.batch == nil {
-		return batchEnd{}
+	b := d.batch
+	if b == nil {
+		return batchEnd{}, nil
 	}
-	return batchEnd{limited: d.batch.stop != nil, last: d.batch.last, parks: d.batch.parks}
+	ctx, cancel := context.WithTimeout(context.Background(), d.runner.cfg.HandlerTimeout)
+	defer cancel()
+	if err := b.pipe.flush(ctx); err != nil {
+		cctx, ccancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer ccancel()
+		d.abandon(cctx, b.pipe)
+		d.runner.markCareful(d.projection.Name(), b.last)
+		go d.halt(errReplayCarefully) // after this call returns and releases mu
+		return batchEnd{}, fmt.Errorf("projections: the batch's writes: %w", err)
+	}
+	return batchEnd{limited: b.stop != nil, last: b.last, parks: b.parks}, nil
 }
 
 func (d *delivery) handle(msg *message.Message) error {
@@ -127,9 +142,10 @@ func (d *delivery) handle(msg *message.Message) error {
 		return err
 	}
 	if d.batch == nil || d.batch.tx != ptx {
-		d.batch = &batch{tx: ptx, done: make(map[int64]bool), parks: env.parks}
+		d.batch = &batch{tx: ptx, pipe: newPipedTx(ptx.Tx), done: make(map[int64]bool), parks: env.parks}
 	}
-	b, e, tx := d.batch, env.event, ptx.Tx
+	b, e := d.batch, env.event
+	var tx pgx.Tx = b.pipe
 	if b.stop != nil || b.done[e.Position] {
 		return nil
 	}
@@ -241,7 +257,7 @@ func (d *delivery) handleCareful(ctx context.Context, cleanup func() context.Con
 // too, and a halted subscriber cannot commit either (its context has ended); this is the
 // second lock on that door.
 func (d *delivery) abandon(ctx context.Context, tx pgx.Tx) {
-	_, _ = tx.Exec(ctx, `SELECT 1/0 -- abandon this batch`)
+	_, _ = rawTx(tx).Exec(ctx, `SELECT 1/0 -- abandon this batch`)
 }
 
 func (b *batch) ack(e eventstore.RecordedEvent) {

@@ -143,6 +143,11 @@ func NewRunner(pool *pgxpool.Pool, registry *eventstore.Registry, logger *slog.L
 			return nil, fmt.Errorf("projections: name %q used twice", p.Name())
 		}
 		r.status[p.Name()] = &Status{Name: p.Name()}
+		// Every series from the start, at 0: a scrape before this process takes the lock (or on
+		// a process that never does) sees "not here", not nothing.
+		r.active.WithLabelValues(p.Name()).Set(0)
+		r.handled.WithLabelValues(p.Name())
+		r.parked.WithLabelValues(p.Name())
 	}
 	return r, nil
 }

@@ -258,13 +258,20 @@ func TestStoppingMidBatchLosesNothing(t *testing.T) {
 }
 
 func TestFailingEventIsParkedNotRetriedForever(t *testing.T) {
+	requireFailingEventParked(t, func(context.Context, pgx.Tx) error { return errors.New("cannot handle this one") })
+}
+
+// requireFailingEventParked runs a counter whose handler, at the third event of stream s-1, also
+// calls fail, and requires that event parked after its three attempts and every other event
+// counted once.
+func requireFailingEventParked(t *testing.T, fail func(ctx context.Context, tx pgx.Tx) error) {
+	t.Helper()
 	b := setup(t)
 	appendMany(t, b, 3, 4)
-	var poison int64
 	evs, err := b.store.Load(context.Background(), "s-1", eventstore.LoadOptions{})
 	require.NoError(t, err)
-	poison = evs[2].Position
-	c := &failing{counter: counter{name: "counter"}, failAt: poison}
+	poison := evs[2].Position
+	c := &failing{counter: counter{name: "counter"}, failAt: poison, fail: fail}
 	r, _, _ := run(t, b, projections.Config{MaxAttempts: 3, RetryInterval: 10 * time.Millisecond}, c)
 	waitCaughtUp(t, b, "counter")
 
@@ -280,9 +287,11 @@ func TestFailingEventIsParkedNotRetriedForever(t *testing.T) {
 	require.Equal(t, want, modelCounts(t, b))
 }
 
+// failing counts like counter, and at the event at failAt returns what fail returns.
 type failing struct {
 	counter
 	failAt int64
+	fail   func(ctx context.Context, tx pgx.Tx) error
 }
 
 func (f *failing) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error {
@@ -290,7 +299,7 @@ func (f *failing) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEv
 		return err
 	}
 	if e.Position == f.failAt {
-		return errors.New("cannot handle this one")
+		return f.fail(ctx, tx)
 	}
 	return nil
 }

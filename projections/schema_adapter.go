@@ -48,7 +48,10 @@ func (s eventsSchema) InsertQuery(wsql.InsertQueryParams) (wsql.Query, error) {
 }
 
 // SelectQuery reads the next batch. The checkpoint subquery yields no row, and so the batch no
-// event, once the projection is stopped or another process holds a newer lease.
+// event, once the projection is stopped or another process holds a newer lease, or while a
+// rebuild swaps the projection's tables: the batch holds the projection's swap lock shared until
+// it ends (a transaction-level advisory lock, which takes no transaction id, so an idle poll
+// still burns none), and the swap takes it exclusive (see SwapLockKey).
 func (s eventsSchema) SelectQuery(p wsql.SelectQueryParams) (wsql.Query, error) {
 	if s.onSelect != nil {
 		s.onSelect()
@@ -63,11 +66,12 @@ func (s eventsSchema) SelectQuery(p wsql.SelectQueryParams) (wsql.Query, error) 
 		LEFT JOIN events p ON p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1
 		WHERE (e.transaction_id, e.position) > (SELECT c.transaction_id, c.position FROM projection_checkpoints c
 				WHERE c.name = $1 AND c.lease = $2
-				  AND NOT EXISTS (SELECT 1 FROM projection_stops s WHERE s.projection = c.name))
+				  AND NOT EXISTS (SELECT 1 FROM projection_stops s WHERE s.projection = c.name)
+				  AND pg_try_advisory_xact_lock_shared($3))
 		  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY e.transaction_id, e.position
 		LIMIT ` + strconv.Itoa(s.batchSize),
-		Args: []any{p.ConsumerGroup, s.lease},
+		Args: []any{p.ConsumerGroup, s.lease, SwapLockKey(p.ConsumerGroup)},
 	}, nil
 }
 

@@ -27,8 +27,11 @@ func requireHeldAt(t *testing.T, b bundle, name string, p eventstore.Position, r
 	t.Helper()
 	require.Never(t, func() bool { return passed(b, name, p) }, 2*time.Second, 10*time.Millisecond,
 		"the projection went past the event at position %d", p.Position)
+	// The runner that met the anomaly lets go once its stop has committed, which on a busy
+	// machine may be after the two seconds above; the others never take it.
 	for _, r := range runners {
-		require.False(t, r.Status()[0].Active, "a stopped projection runs nowhere")
+		require.Eventually(t, func() bool { return !r.Status()[0].Active }, 10*time.Second, 5*time.Millisecond,
+			"a stopped projection runs nowhere")
 	}
 	cp, err := checkpointOf(b, name)
 	require.NoError(t, err)

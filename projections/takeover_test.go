@@ -19,16 +19,18 @@ import (
 
 // keepAppending appends to a few streams until the returned stop is called.
 func keepAppending(t *testing.T, b bundle) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+	// Stopped between appends, never during one: an append abandoned by a cancelled context
+	// may still commit on the server after the test has read the head it waits for.
+	var stopped atomic.Bool
 	var wg sync.WaitGroup
 	for w := 0; w < 2; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for v := 0; ctx.Err() == nil; v++ {
-				_, err := b.store.Append(ctx, thing(fmt.Sprintf("w-%d", w)), eventstore.Exact(v), eventstore.Metadata{},
+			for v := 0; !stopped.Load(); v++ {
+				_, err := b.store.Append(context.Background(), thing(fmt.Sprintf("w-%d", w)), eventstore.Exact(v), eventstore.Metadata{},
 					eventstoretest.ThingRenamed{Name: fmt.Sprint(v)})
-				if err != nil && ctx.Err() == nil {
+				if err != nil {
 					t.Errorf("append: %v", err)
 					return
 				}
@@ -36,7 +38,7 @@ func keepAppending(t *testing.T, b bundle) (stop func()) {
 			}
 		}()
 	}
-	return func() { cancel(); wg.Wait() }
+	return func() { stopped.Store(true); wg.Wait() }
 }
 
 // batchStarts records, per runner, when each batch transaction it handled an event in began.
@@ -75,6 +77,8 @@ func (s *batchStarts) after(name string, t time.Time) int {
 // The lock holder's lock connection is terminated while two runners run: the other takes over,
 // nothing is skipped or applied twice, and the old holder, which learns of its loss only later,
 // handles nothing in a batch begun after the takeover.
+// (The projection locks are the exclusive advisory locks: each batch also holds its projection's
+// swap lock, shared — projections.SwapLockKey.)
 func TestTakeoverWhenTheLockConnectionIsTerminated(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
@@ -94,7 +98,7 @@ func TestTakeoverWhenTheLockConnectionIsTerminated(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var n int
 		err := b.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-			WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n)
+			WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n)
 		killed.Store(err == nil && n == 1)
 		return killed.Load()
 	}, 10*time.Second, 10*time.Millisecond)
@@ -141,11 +145,16 @@ func TestStaleBatchCannotCommitAfterTakeover(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	appendMany(t, b, 1, 30) // one stream: every batch writes the same counts row
-	_, err := b.pool.Exec(ctx, `CREATE TABLE handled_by (position bigint NOT NULL, runner text NOT NULL)`)
+	// Each row names the batch (its transaction) that handled it: the batches need not start at
+	// multiples of the batch size (a transaction open elsewhere in the cluster holds the xmin,
+	// and so the first batch, short), so the blocked batch is known by its transaction only.
+	_, err := b.pool.Exec(ctx, `CREATE TABLE handled_by (position bigint NOT NULL, runner text NOT NULL,
+		batch xid8 NOT NULL DEFAULT pg_current_xact_id())`)
 	require.NoError(t, err)
 	evs, err := b.store.Load(ctx, "s-0", eventstore.LoadOptions{})
 	require.NoError(t, err)
-	secondBatch, blockAt := evs[10].Position, evs[14].Position
+	blockAt := evs[14].Position
+	var blockedBatch string
 
 	record := func(runner string, block func(eventstore.RecordedEvent)) func(context.Context, pgx.Tx, eventstore.RecordedEvent) error {
 		return func(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error {
@@ -161,11 +170,17 @@ func TestStaleBatchCannotCommitAfterTakeover(t *testing.T) {
 	blocked, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	cfg := projections.Config{BatchSize: 10, LockRetry: 20 * time.Millisecond, RestartDelay: 20 * time.Millisecond}
-	a, _, _ := run(t, b, cfg, &tally{name: "tally", hook: record("a", func(e eventstore.RecordedEvent) {
-		if e.Position == blockAt {
-			once.Do(func() { close(blocked); <-release })
-		}
-	})})
+	a, _, _ := run(t, b, cfg, &tally{name: "tally", hook: func(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error {
+		return record("a", func(e eventstore.RecordedEvent) {
+			if e.Position == blockAt {
+				once.Do(func() {
+					require.NoError(t, tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&blockedBatch))
+					close(blocked)
+					<-release
+				})
+			}
+		})(ctx, tx, e)
+	}})
 	<-blocked
 	reached := make(chan struct{})
 	var reachedOnce sync.Once
@@ -175,7 +190,7 @@ func TestStaleBatchCannotCommitAfterTakeover(t *testing.T) {
 	}})
 	var n int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
+		WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
 	require.Equal(t, 1, n)
 	<-reached // the new holder has begun its batch and waits on the old batch's row lock
 	require.True(t, second.Status()[0].Active)
@@ -185,7 +200,7 @@ func TestStaleBatchCannotCommitAfterTakeover(t *testing.T) {
 	require.Equal(t, rawCounts(t, b), modelCounts(t, b))
 	require.Eventually(t, func() bool { return !a.Status()[0].Active }, 10*time.Second, 5*time.Millisecond)
 	var late int
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM handled_by WHERE runner = 'a' AND position >= $1`, secondBatch).Scan(&late))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM handled_by WHERE runner = 'a' AND batch = $1::text::xid8`, blockedBatch).Scan(&late))
 	require.Zero(t, late, "the old holder's batch in flight committed after the takeover")
 	var handled, distinct int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT position) FROM handled_by`).Scan(&handled, &distinct))
@@ -207,7 +222,7 @@ func TestIdleStaleHolderStartsNoBatchAfterTakeover(t *testing.T) {
 	second, _, _ := run(t, b, cfg, &tally{name: "tally", before: starts.before("b")})
 	var n int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
+		WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
 	require.Equal(t, 1, n)
 	require.Eventually(t, func() bool { return second.Status()[0].Active }, 10*time.Second, time.Millisecond)
 	tookOver := time.Now()

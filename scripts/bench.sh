@@ -11,6 +11,18 @@
 #                               and --offline), the live projection's lag under load, Postfix and
 #                               Dovecot lookups on a full directory, batch write txn vs plain
 #   scripts/bench.sh certs      ACME issuance end to end against Pebble, and lego's bare Obtain
+#   scripts/bench.sh gal        GAL search, 32 clients over HTTP vs the bare SQL query, at 100,000
+#                               and 1,000,000 entries (loaded with COPY into the read model)
+#   scripts/bench.sh removal    removing a domain of 20,000 accounts, 500 lists, 5,000 aliases end to
+#                               end, against 100-event batch appends measured in the same run
+#   scripts/bench.sh usage      usage ingest: 1,000,000 reports in batches of 10,000 over HTTP
+#                               against a raw COPY and a raw upsert of the same rows, then the
+#                               warnings counted (each crossing exactly once)
+#   scripts/bench.sh import     bulk import of 100,000 accounts (CSV over HTTP, then the job's
+#                               batches) vs one POST per account from 16 clients, same run
+#   scripts/bench.sh audit      issue 10: as_of read of an account with 1,000 events vs its current
+#                               read (p99s), and the history export over HTTP of domains of 100,000
+#                               and 1,000,000 events vs a raw COPY of the same rows (RSS flat)
 #   scripts/bench.sh quick      everything with small sizes and short runs (a smoke test; its
 #                               figures mean little)
 #
@@ -23,7 +35,14 @@
 # single adds), BENCH_LDAP_TOTAL (100000: accounts once the live run is done, for the readers),
 # BENCH_LDAP_READER_KEYS (1000), BENCH_LDAP_BATCHES (10: batches of 1,000 per kind in the
 # batch-write comparison; 20 times as many of 10); for certs: BENCH_CERT_ISSUES (20: issuances
-# per variant).
+# per variant); for gal: BENCH_GAL_SIZES (100000,1000000), BENCH_GAL_SECONDS (15: per
+# measurement).
+# per variant); for usage: BENCH_USAGE_REPORTS (1000000), BENCH_USAGE_ACCOUNTS (20000),
+# BENCH_USAGE_CLIENTS (2: each reports its own domain's accounts, 10,000 per batch); for removal:
+# BENCH_REMOVAL_ACCOUNTS (20000; lists a fortieth, aliases a quarter); for import:
+# BENCH_IMPORT_ROWS (100000), BENCH_IMPORT_SINGLE (3000: accounts created one request each); for
+# audit: BENCH_ASOF_EVENTS (1000), BENCH_ASOF_READS (500: pairs of reads), BENCH_EXPORT_SIZES
+# (100000,1000000).
 #
 # Scratch databases mailplane_bench, mailplane_load and mailplane_ldapload are created on the dev
 # stack's server and dropped on exit, as is the mailplane server this script starts; the ldap part
@@ -38,15 +57,15 @@ export MAILPLANE_DEV_DIR=$DEV
 command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
 cd "$ROOT"
 
-parts=store,api,ldap,certs
+parts=store,api,ldap,certs,gal,usage,removal,import,audit
 quick=''
 for a in "$@"; do
 	case $a in
-	store | api | ldap | certs) parts=$a ;;
-	all) parts=store,api,ldap,certs ;;
+	store | api | ldap | certs | gal | usage | removal | import | audit) parts=$a ;;
+	all) parts=store,api,ldap,certs,gal,usage,removal,import,audit ;;
 	quick) quick=1 ;;
 	*)
-		echo "usage: scripts/bench.sh [store|api|ldap|certs|all] [quick]" >&2
+		echo "usage: scripts/bench.sh [store|api|ldap|certs|gal|usage|removal|import|audit|all] [quick]" >&2
 		exit 2
 		;;
 	esac
@@ -58,9 +77,18 @@ if [[ -n $quick ]]; then
 	: "${BENCH_READ_EVENTS:=100000}" "${BENCH_DELIVERY_EVENTS:=20000}" "${BENCH_ACCOUNTS:=2000}"
 	: "${BENCH_RYW_ACCOUNTS:=500}" "${BENCH_PASSWORD_ACCOUNTS:=100}" "${BENCH_CERT_ISSUES:=3}"
 	: "${BENCH_LDAP_ACCOUNTS:=2000}" "${BENCH_LDAP_SINGLE:=500}" "${BENCH_LDAP_TOTAL:=4000}"
-	: "${BENCH_LDAP_READER_KEYS:=50}" "${BENCH_LDAP_BATCHES:=2}"
+	: "${BENCH_LDAP_READER_KEYS:=50}" "${BENCH_LDAP_BATCHES:=2}" "${BENCH_USAGE_REPORTS:=140000}" "${BENCH_REMOVAL_ACCOUNTS:=2000}"
+	: "${BENCH_IMPORT_ROWS:=10000}" "${BENCH_IMPORT_SINGLE:=1000}"
+	: "${BENCH_GAL_SIZES:=20000,100000}" "${BENCH_GAL_SECONDS:=3}"
+	: "${BENCH_ASOF_READS:=50}" "${BENCH_EXPORT_SIZES:=10000,100000}"
 fi
+export BENCH_ASOF_EVENTS BENCH_EXPORT_SIZES
+ASOF_READS=${BENCH_ASOF_READS:-500}
+export BENCH_USAGE_REPORTS BENCH_USAGE_ACCOUNTS BENCH_USAGE_CLIENTS BENCH_IMPORT_ROWS BENCH_IMPORT_SINGLE
+GAL_SIZES=${BENCH_GAL_SIZES:-100000,1000000}
+GAL_SECONDS=${BENCH_GAL_SECONDS:-15}
 CERT_ISSUES=${BENCH_CERT_ISSUES:-20}
+REMOVAL_ACCOUNTS=${BENCH_REMOVAL_ACCOUNTS:-20000}
 PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-20}
 APPEND_SECONDS=${BENCH_APPEND_SECONDS:-20}
 BATCH_EVENTS=${BENCH_BATCH_EVENTS:-400000}
@@ -93,22 +121,18 @@ SERVER_PID=''
 # The ldap part's slapd: scripts/stack.sh's own functions on a folder of this run.
 LDAP_DEV=$TMP/ldapdev
 
-# One run at a time: the scratch databases have fixed names.
-exec 9>"$DEV/bench/.lock"
+# One run at a time on this machine, whichever checkout it comes from: the scratch databases
+# have fixed names on the shared server (a second run dropped the first's), and two runs on two
+# CPUs would measure each other.
+BENCH_LOCK=${MAILPLANE_BENCH_LOCK:-${TMPDIR:-/tmp}/mailplane-bench.lock}
+exec 9>"$BENCH_LOCK"
 if ! flock -n 9; then
-	echo "bench: another bench.sh is running (lock $DEV/bench/.lock)" >&2
+	echo "bench: another bench.sh is running on this machine (lock $BENCH_LOCK)" >&2
 	exit 1
 fi
 
-# url_with_db URL DB: URL with its database replaced by DB.
-url_with_db() {
-	local re='^(postgres(ql)?://[^/?]*)(/[^?]*)?(\?.*)?$'
-	[[ $1 =~ $re ]] || {
-		echo "bench: cannot read database URL '$1'" >&2
-		exit 1
-	}
-	printf '%s/%s%s\n' "${BASH_REMATCH[1]}" "$2" "${BASH_REMATCH[4]}"
-}
+# shellcheck source=scripts/lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 PG_URL=${TEST_DATABASE_URL:-$DATABASE_URL}
 ADMIN_URL=$(url_with_db "$PG_URL" postgres)
 BENCH_URL=$(url_with_db "$PG_URL" "$BENCH_DB")
@@ -223,45 +247,10 @@ metric() {
 	awk -v unit="$2" -v pat="${3:-^Benchmark}" '$0 ~ pat { for (i = 2; i <= NF; i++) if ($i == unit) { print $(i - 1); exit } }' "$1"
 }
 
-# result FILE KEY: KEY's value on the loaddriver's RESULT line.
-result() {
-	awk -v key="$2" '/^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) { print substr($i, length(key) + 2); exit } } }' "$1"
-}
-
 section() { printf '\n=== %s (load average %s) ===\n' "$*" "$(cut -d' ' -f1 /proc/loadavg)"; }
 
-# pgbench_insert: figure (a), single-row INSERTs into bench_events from 8 clients; prints tx/s.
-pgbench_insert() {
-	local log=$TMP/pgbench.$1.txt
-	psql "$BENCH_URL" -Xq -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-drop table if exists bench_events;
-create table bench_events (
-  position bigserial primary key,
-  stream_id text not null,
-  stream_version int not null,
-  event_type text not null,
-  data jsonb not null,
-  metadata jsonb not null,
-  transaction_id xid8 not null default pg_current_xact_id(),
-  recorded_at timestamptz not null default now(),
-  unique (stream_id, stream_version));
-create index on bench_events (transaction_id, position);
-checkpoint;
-SQL
-	cat >"$TMP/insert.sql" <<'SQL'
-\set s random(1, 1000000000000000)
-insert into bench_events (stream_id, stream_version, event_type, data, metadata)
-values ('account-' || :s || '-' || :client_id, 1, 'AccountCreated',
- '{"address":"user@example.test","display_name":"A User","quota":1073741824}',
- '{"actor":"admin@example.test","request_id":"r1","source_ip":"127.0.0.1"}');
-SQL
-	pgbench -n -c 8 -j 2 -T "$PGBENCH_SECONDS" -f "$TMP/insert.sql" "$BENCH_URL" >"$log" 2>&1 || {
-		cat "$log" >&2
-		return 1
-	}
-	grep -E '^(number of transactions actually processed|latency average|tps)' "$log" >&2
-	awk '/^tps = / { print $3; exit }' "$log"
-}
+# bench_pgbench NAME: figure (a), the pgbench baseline in the bench database; prints tx/s.
+bench_pgbench() { pgbench_insert "$BENCH_URL" "$PGBENCH_SECONDS" "$TMP" "$1"; }
 
 section "mailplane benchmarks $STAMP"
 echo "commit   $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (working tree has changes)')"
@@ -291,7 +280,7 @@ if want store; then
 	section "(a) pgbench: single-row INSERT into bench_events, -n -c 8 -j 2 -T $PGBENCH_SECONDS"
 	# The machine is noisy, so pgbench and (b) alternate, A B A B A, and (b) is compared with
 	# the mean of the pgbench runs around it.
-	PGBENCH_RUNS=("$(pgbench_insert store)")
+	PGBENCH_RUNS=("$(bench_pgbench store)")
 	echo "pgbench: ${PGBENCH_RUNS[0]} tx/s"
 	B_RUNS=()
 	for ((r = 1; r <= ROUNDS; r++)); do
@@ -299,7 +288,7 @@ if want store; then
 		gobench "$TMP/eventstore.test" eventstore "$TMP/b.$r.txt" -test.bench '^BenchmarkAppendSingle$' -test.benchtime "${APPEND_SECONDS}s"
 		B_RUNS+=("$(metric "$TMP/b.$r.txt" events/s)")
 		section "(a) pgbench again, after round $r of (b)"
-		PGBENCH_RUNS+=("$(pgbench_insert store)")
+		PGBENCH_RUNS+=("$(bench_pgbench store)")
 		echo "pgbench: ${PGBENCH_RUNS[$r]} tx/s"
 	done
 	mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n }'; }
@@ -368,7 +357,7 @@ if want api; then
 	if [[ -z $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$BENCH_DB'") ]]; then
 		create_db "$BENCH_DB"
 	fi
-	PGBENCH_API=$(pgbench_insert api)
+	PGBENCH_API=$(bench_pgbench api)
 	echo "pgbench: $PGBENCH_API tx/s"
 	row "(a) pgbench again, before the HTTP runs" "$PGBENCH_API" "tx/s" - info
 
@@ -652,6 +641,80 @@ if want certs; then
 	for v in retry-after=1 pebble-as-is; do
 		row "ACME issuance ($v): mailplane end to end, ratio to bare lego Obtain" \
 			"$(metric "$TMP/acme.txt" s/issuance "$v/mailplane")" "s" "$(metric "$TMP/acme.txt" s/issuance "$v/lego")" info
+	done
+fi
+
+if want gal; then
+	section "GAL search: 32 clients over HTTP vs the bare SQL query on the same pool, ${GAL_SECONDS}s each, at $GAL_SIZES entries"
+	# The entries are written with COPY straight into gal_entries and gal_tokens (indexes made
+	# again after, then VACUUM ANALYZE): a resync of a million entries through slapd is not what
+	# is measured here. Queries: 1 to 6 first letters of a given name, surname or address.
+	go test -c -o "$TMP/api.test" ./api
+	MAILPLANE_BENCH_GAL_SIZES=$GAL_SIZES MAILPLANE_BENCH_GAL_SECONDS=$GAL_SECONDS \
+		gobench "$TMP/api.test" api "$TMP/gal.txt" -test.bench '^BenchmarkGALSearch$' -test.benchtime 1x -test.v
+	IFS=, read -ra GAL_NS <<<"$GAL_SIZES"
+	for n in "${GAL_NS[@]}"; do
+		target=5
+		((n < 1000000)) || target=10
+		SQL_RATE=$(metric "$TMP/gal.txt" searches/s "entries=$n/sql")
+		row "GAL search $n entries, bare SQL: searches/s" "$SQL_RATE" "searches/s" - info
+		row "GAL search $n entries, bare SQL: p99" "$(metric "$TMP/gal.txt" p99-ms "entries=$n/sql")" "ms" - info
+		row "GAL search $n entries, bearer token check alone: checks/s" "$(metric "$TMP/gal.txt" searches/s "entries=$n/auth")" "checks/s" - info
+		row "GAL search $n entries, HTTP: searches/s" "$(metric "$TMP/gal.txt" searches/s "entries=$n/http")" "searches/s" "$SQL_RATE" info
+		row "GAL search $n entries, HTTP: p50" "$(metric "$TMP/gal.txt" p50-ms "entries=$n/http")" "ms" - info
+		row "GAL search $n entries, HTTP: p99" "$(metric "$TMP/gal.txt" p99-ms "entries=$n/http")" "ms" - value-max "$target"
+	done
+fi
+
+if want removal; then
+	section "removal: a domain of $REMOVAL_ACCOUNTS accounts, $((REMOVAL_ACCOUNTS / 40)) lists, $((REMOVAL_ACCOUNTS / 4)) aliases, DELETE until the job ends"
+	go test -c -o "$TMP/api.test" ./api
+	MAILPLANE_BENCH_REMOVAL_ACCOUNTS=$REMOVAL_ACCOUNTS gobench "$TMP/api.test" api "$TMP/removal.txt" \
+		-test.bench '^BenchmarkDomainRemoval$' -test.benchtime 1x
+	row "domain removal, DELETE until the job has succeeded" "$(metric "$TMP/removal.txt" s_end_to_end)" "s" - info
+	row "domain removal, DELETE until the admin read model has it" "$(metric "$TMP/removal.txt" s_projected)" "s" - info
+	row "domain removal events/s vs raw 100-event batch appends (one writer, same run)" \
+		"$(metric "$TMP/removal.txt" removal_events/s)" "events/s" "$(metric "$TMP/removal.txt" raw_events/s)" ratio-min 0.5
+fi
+
+if want usage; then
+	section "usage ingest: ${BENCH_USAGE_REPORTS:-1000000} reports in batches of 10,000 over HTTP vs raw COPY and raw upsert"
+	go test -c -o "$TMP/api.test" ./api
+	gobench "$TMP/api.test" api "$TMP/usage.txt" -test.bench '^BenchmarkUsageIngest$' -test.benchtime 1x
+	H=$(metric "$TMP/usage.txt" reports/s)
+	# The upsert is the raw form of the same write (each report replaces the account's last); the
+	# COPY appends to a bare heap, a bound no replacing write reaches (docs/benchmarks.md).
+	row "usage ingest over HTTP, ratio to raw INSERT … ON CONFLICT of the same rows" "$H" "reports/s" "$(metric "$TMP/usage.txt" upsert-reports/s)" ratio-min 0.5
+	row "usage ingest over HTTP, ratio to raw COPY (append) of the same rows" "$H" "reports/s" "$(metric "$TMP/usage.txt" copy-reports/s)" info
+	row "quota crossings / QuotaWarningSent events / mails sent" \
+		"$(metric "$TMP/usage.txt" crossings | cut -d. -f1) / $(metric "$TMP/usage.txt" warning-events | cut -d. -f1) / $(metric "$TMP/usage.txt" mails-sent | cut -d. -f1)" "" - info
+fi
+
+if want import; then
+	section "bulk import: ${BENCH_IMPORT_ROWS:-100000} accounts in one CSV vs ${BENCH_IMPORT_SINGLE:-3000} created one request each"
+	go test -c -o "$TMP/api.test" ./api
+	BENCH_CLIENTS=$CLIENTS gobench "$TMP/api.test" api "$TMP/import.txt" -test.bench '^BenchmarkAccountImport$' -test.benchtime 1x
+	row "bulk import (upload to last commit), ratio to one POST per account" "$(metric "$TMP/import.txt" rows/s)" "rows/s" \
+		"$(metric "$TMP/import.txt" single-accounts/s)" ratio-min 5
+	row "bulk import: the upload alone (read, validate, store)" "$(metric "$TMP/import.txt" upload-rows/s)" "rows/s" - info
+	row "bulk import: the job's batches alone" "$(metric "$TMP/import.txt" apply-rows/s)" "rows/s" - info
+	row "bulk import: until the admin read model holds every account" "$(metric "$TMP/import.txt" projected-rows/s)" "rows/s" - info
+	row "bulk import: server heap peak while the file streams in, over before" "$(metric "$TMP/import.txt" heap-peak-MB)" "MB" - info
+fi
+
+if want audit; then
+	section "audit (issue 10): as_of read of an account with ${BENCH_ASOF_EVENTS:-1000} events; history export of ${BENCH_EXPORT_SIZES:-100000,1000000} events"
+	go test -c -o "$TMP/api.test" ./api
+	gobench "$TMP/api.test" api "$TMP/asof.txt" -test.bench '^BenchmarkAccountAsOf$' -test.benchtime "${ASOF_READS}x"
+	row "as_of read p99 (1,000 events folded), ratio to the current read's p99" "$(metric "$TMP/asof.txt" asof-p99-ms)" "ms" \
+		"$(metric "$TMP/asof.txt" current-p99-ms)" info
+	row "as_of read p99" "$(metric "$TMP/asof.txt" asof-p99-ms)" "ms" - value-max 20
+	gobench "$TMP/api.test" api "$TMP/export.txt" -test.bench '^BenchmarkHistoryExportHTTP$' -test.benchtime 1x
+	IFS=, read -ra EXPORT_SIZES <<<"${BENCH_EXPORT_SIZES:-100000,1000000}"
+	for n in "${EXPORT_SIZES[@]}"; do
+		row "history export over HTTP, $n events, ratio to raw COPY" "$(metric "$TMP/export.txt" events/s "/$n-")" "events/s" \
+			"$(metric "$TMP/export.txt" copy-events/s "/$n-")" info
+		row "history export, $n events: peak RSS" "$(metric "$TMP/export.txt" peak-rss-MiB "/$n-")" "MiB" - info
 	done
 fi
 

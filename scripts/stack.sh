@@ -6,6 +6,10 @@
 #   scripts/stack.sh down     stop what up started; data stays
 #   scripts/stack.sh status   one line per component; exit 1 if any is down
 #   scripts/stack.sh env      print the environment file (export lines)
+#   scripts/stack.sh stop slapd|pebble|smtpsink
+#   scripts/stack.sh start slapd|pebble|smtpsink
+#                             stop one component (an outage: go tool task chaos -- -mode outage),
+#                             or start it again on its ports, with its data
 #   scripts/stack.sh ldap-load FILE
 #                             replace slapd's database with the LDIF FILE (mailplane rebuild
 #                             ldap --offline --load 'scripts/stack.sh ldap-load'): slapadd -q
@@ -152,8 +156,34 @@ ensure_tools() {
 		ldapsearch:ldap-utils ldapadd:ldap-utils ldapwhoami:ldap-utils \
 		pebble:pebble pebble-challtestsrv:pebble \
 		postmap:postfix "$POSTFIX_LDAP_MODULE:postfix-ldap" \
-		dovecot:dovecot-core doveadm:dovecot-core "$DOVECOT_LDAP_MODULE:dovecot-ldap"
+		dovecot:dovecot-core doveadm:dovecot-core "$DOVECOT_LDAP_MODULE:dovecot-ldap" \
+		/usr/bin/chromium:chromium
 	command -v go >/dev/null 2>&1 || die "go is not on PATH (expected /usr/local/go/bin/go)"
+}
+
+# axe-core, the accessibility checker the panel's browser tests inject (web/). Fetched once
+# from the npm registry with curl (no Node needed) and checked against the registry's sha512
+# integrity of this version; kept under $DEV/cache.
+AXE_VERSION=4.14.1
+AXE_SHA512=FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==
+AXE_JS=$DEV/cache/axe-core-$AXE_VERSION/axe.min.js
+
+axe_fetch() {
+	[[ -s $AXE_JS ]] && return 0
+	local dir tgz sum
+	dir=$(dirname "$AXE_JS")
+	mkdir -p "$dir"
+	tgz=$(mktemp "$DEV/cache/axe.XXXXXX")
+	say "fetching axe-core $AXE_VERSION from registry.npmjs.org"
+	curl -fsSL --retry 3 -o "$tgz" "https://registry.npmjs.org/axe-core/-/axe-core-$AXE_VERSION.tgz" ||
+		{ rm -f "$tgz"; die "could not fetch axe-core $AXE_VERSION"; }
+	sum=$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)
+	if [[ $sum != "$AXE_SHA512" ]]; then
+		rm -f "$tgz"
+		die "axe-core $AXE_VERSION: checksum mismatch (got sha512-$sum)"
+	fi
+	tar -xzf "$tgz" -C "$dir" --strip-components=1 package/axe.min.js package/LICENSE
+	rm -f "$tgz"
 }
 
 # ---------------------------------------------------------------------------
@@ -185,20 +215,59 @@ tcp_answers() {
 	timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-# pick_port NAME FIRST: set REPLY to NAME's remembered port if it is free,
-# else to the first free port from FIRST that no other component remembers.
+# Stacks of other checkouts on this machine (git worktrees, each with its own .dev) remember
+# their ports in their own files; a port nobody listens on yet (the HTTP-01 port Pebble dials,
+# which a test opens only while it runs) would look free to each of them. So every stack also
+# notes its ports here, and none picks a port another stack's directory has noted.
+PORT_REGISTRY=${MAILPLANE_PORT_REGISTRY:-${TMPDIR:-/tmp}/mailplane-stack-ports}
+
+# port_claimed PORT: another stack's directory, still there, has noted PORT.
+port_claimed() {
+	local dev name port
+	[[ -f $PORT_REGISTRY ]] || return 1
+	while read -r dev name port; do
+		[[ $dev != "$DEV" && $port == "$1" && -d $dev ]] && return 0
+	done <"$PORT_REGISTRY"
+	return 1
+}
+
+# ports_register: note every port this stack remembers (its running components' too).
+ports_register() {
+	local line
+	[[ -f $PORTS ]] || return 0
+	while IFS= read -r line; do
+		[[ $line == *=* ]] && port_register "${line%%=*}" "${line#*=}"
+	done <"$PORTS"
+}
+
+# port_register NAME PORT: note NAME's PORT for this stack's directory.
+port_register() {
+	local tmp
+	tmp=$(mktemp "$PORT_REGISTRY.XXXXXX")
+	{
+		awk -v dev="$DEV" -v n="$1" '!($1 == dev && $2 == n)' "$PORT_REGISTRY" 2>/dev/null || true
+		echo "$DEV $1 $2"
+	} >"$tmp"
+	mv -f "$tmp" "$PORT_REGISTRY"
+}
+
+# pick_port NAME FIRST: set REPLY to NAME's remembered port if it is free and no other stack
+# has noted it, else to the first such port from FIRST that no other component remembers.
 pick_port() {
 	local name=$1 first=$2 p
 	p=$(port_get "$name")
-	if [[ -n $p ]] && ! port_in_use "$p"; then
+	if [[ -n $p ]] && ! port_in_use "$p" && ! port_claimed "$p"; then
+		port_register "$name" "$p"
 		REPLY=$p
 		return 0
 	fi
-	[[ -z $p ]] || say "port $p ($name) is taken by another program; choosing another"
+	[[ -z $p ]] || say "port $p ($name) is taken by another program or stack; choosing another"
 	for ((p = first; p < first + 500; p++)); do
 		port_in_use "$p" && continue
+		port_claimed "$p" && continue
 		grep -q "=$p\$" "$PORTS" 2>/dev/null && continue
 		port_set "$name" "$p"
+		port_register "$name" "$p"
 		REPLY=$p
 		return 0
 	done
@@ -684,7 +753,10 @@ pebble_answers() {
 challtestsrv_pattern() { echo "-management 127.0.0.1:$(port_get challtestsrv)"; }
 
 # PEBBLE_ENV is the environment Pebble runs with. NOSLEEP: validate at once (no 0-4 s nap).
-# AUTHZREUSE=0: validate every order (a reused authorization would let a failure test pass).
+# AUTHZREUSE=0: validate nearly every order (a reused authorization would let a failure test
+# pass). Not every one: Pebble 2.4.0 makes a new authorization when rand.Intn(100) > percent, so
+# it still reuses a valid one 1 time in 100; a test that expects a host validated before to fail
+# now must leave no valid authorization to reuse (TestACMERenewal drops the ACME account).
 # ALTERNATE_ROOTS=1: a second chain to a second root, which lets tests ask for an alternate chain
 # by its root's name (lego's PreferredChain, what "chain": "short" uses); the default chain
 # stays the first root's.
@@ -701,11 +773,12 @@ pebble_env_current() {
 }
 
 pebble_running() {
-	[[ -n $(port_get pebble) && -n $(port_get challtestsrv) ]] &&
+	[[ -n $(port_get pebble) && -n $(port_get challtestsrv) && -n $(port_get acme_http) ]] &&
 		pid_alive "$PEBBLE_DIR/challtestsrv.pid" "$(challtestsrv_pattern)" &&
 		tcp_answers "$(port_get challtestsrv)" &&
 		pid_alive "$PEBBLE_DIR/pebble.pid" "$PEBBLE_DIR/pebble.json" &&
 		pebble_env_current &&
+		! port_claimed "$(port_get acme_http)" && ! port_claimed "$(port_get acme_tls)" &&
 		pebble_answers
 }
 
@@ -870,6 +943,8 @@ write_env() {
 		env_line MAILPLANE_CHALLTESTSRV_URL "http://127.0.0.1:$(port_get challtestsrv)"
 		env_line MAILPLANE_PEBBLE_MANAGEMENT_URL "https://127.0.0.1:$(port_get pebble_mgmt)"
 		env_line MAILPLANE_MASTER_KEY_FILE "$DEV/master.key"
+		env_line MAILPLANE_CHROMIUM /usr/bin/chromium
+		env_line MAILPLANE_AXE_JS "$AXE_JS"
 	} >"$tmp"
 	chmod 600 "$tmp"
 	mv -f "$tmp" "$ENV_FILE"
@@ -898,6 +973,8 @@ cmd_up() {
 	pebble_up
 	sink_up
 	master_key
+	axe_fetch
+	ports_register
 	write_env
 	say "ready; environment in $ENV_FILE (scripts/stack.sh env)"
 }
@@ -1003,6 +1080,27 @@ cmd_ldap_load() {
 	fi
 }
 
+# cmd_stop NAME, cmd_start NAME: one component down and up again, as an outage does to it.
+cmd_stop() {
+	lock
+	case ${1:-} in
+	slapd) stop_pid slapd "$LDAP_DIR/slapd.pid" "$LDAP_DIR/slapd.conf" ;;
+	pebble) pebble_down ;;
+	smtpsink) sink_down ;;
+	*) die "usage: $0 stop slapd|pebble|smtpsink" ;;
+	esac
+}
+
+cmd_start() {
+	lock
+	case ${1:-} in
+	slapd) ldap_up ;;
+	pebble) pebble_up ;;
+	smtpsink) sink_up ;;
+	*) die "usage: $0 start slapd|pebble|smtpsink" ;;
+	esac
+}
+
 cmd_env() {
 	[[ -f $ENV_FILE ]] || die "no $ENV_FILE yet: run scripts/stack.sh up"
 	cat "$ENV_FILE"
@@ -1019,8 +1117,10 @@ main() {
 	status) cmd_status ;;
 	env) cmd_env ;;
 	ldap-load) cmd_ldap_load "${2:-}" ;;
+	stop) cmd_stop "${2:-}" ;;
+	start) cmd_start "${2:-}" ;;
 	*)
-		echo "usage: $0 up|down|status|env|ldap-load FILE" >&2
+		echo "usage: $0 up|down|status|env|ldap-load FILE|stop NAME|start NAME" >&2
 		exit 2
 		;;
 	esac

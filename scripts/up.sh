@@ -48,6 +48,7 @@ go build -o "$DEV/bin/mailplane" ./cmd/mailplane
 
 cat <<INFO
 
+  admin panel    http://$MAILPLANE_HTTP_ADDR/   (sign in with the admin below)
   mailplane API  http://$MAILPLANE_HTTP_ADDR/api/v1
   admin          $ADMIN_EMAIL
   password       $admin_password   (kept in $ADMIN_PASSWORD_FILE)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"mime/quotedprintable"
 	"net"
@@ -78,12 +79,36 @@ func (m *Mailer) MessageID(key string) string {
 // quoted-printable UTF-8 body. Once the relay has accepted the data the message is its
 // responsibility: a failure after that (QUIT) is not an error, or a retry would send it twice.
 func (m *Mailer) SendMessage(ctx context.Context, msg Message) error {
+	s, err := m.Begin(ctx, msg)
+	if err != nil {
+		return err
+	}
+	return s.End()
+}
+
+// Sending is a message the relay holds all of but the end of its data: End hands it over,
+// Abort withdraws it (a relay discards a message whose connection ends inside DATA).
+type Sending struct {
+	conn net.Conn
+	c    *smtp.Client
+	data io.WriteCloser
+}
+
+// endOfDataTimeout bounds the wait for the relay's answer to the end of data. RFC 5321 allows
+// a relay ten minutes; mailplane's relay is next to it, and RecordMailSentAtEnd holds a
+// transaction open through this wait (which holds every projection back), so a relay that
+// takes longer is treated as having refused: the job tries again later.
+const endOfDataTimeout = 10 * time.Second
+
+// Begin sends a message to the relay up to, not including, the end of its data (see
+// SendMessage for what the message holds).
+func (m *Mailer) Begin(ctx context.Context, msg Message) (*Sending, error) {
 	if len(msg.To) == 0 {
-		return errors.New("mailer: no recipient")
+		return nil, errors.New("mailer: no recipient")
 	}
 	for _, a := range append([]string{m.cfg.From}, msg.To...) {
 		if strings.ContainsAny(a, "\r\n<>,") || !strings.Contains(a, "@") {
-			return fmt.Errorf("mailer: bad address %q", a)
+			return nil, fmt.Errorf("mailer: bad address %q", a)
 		}
 	}
 	if msg.MessageID == "" {
@@ -92,7 +117,7 @@ func (m *Mailer) SendMessage(ctx context.Context, msg Message) error {
 		msg.MessageID = m.MessageID(hex.EncodeToString(b))
 	}
 	if strings.ContainsAny(msg.MessageID, "\r\n<> ") {
-		return fmt.Errorf("mailer: bad Message-ID %q", msg.MessageID)
+		return nil, fmt.Errorf("mailer: bad Message-ID %q", msg.MessageID)
 	}
 	if msg.Date.IsZero() {
 		msg.Date = time.Now()
@@ -106,16 +131,16 @@ func (m *Mailer) SendMessage(ctx context.Context, msg Message) error {
 	data.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
 	qp := quotedprintable.NewWriter(&data)
 	if _, err := qp.Write([]byte(strings.ReplaceAll(msg.Body, "\r\n", "\n"))); err != nil {
-		return fmt.Errorf("mailer: encode: %w", err)
+		return nil, fmt.Errorf("mailer: encode: %w", err)
 	}
 	if err := qp.Close(); err != nil {
-		return fmt.Errorf("mailer: encode: %w", err)
+		return nil, fmt.Errorf("mailer: encode: %w", err)
 	}
 
 	d := net.Dialer{Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", m.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("mailer: dial %s: %w", m.cfg.Addr, err)
+		return nil, fmt.Errorf("mailer: dial %s: %w", m.cfg.Addr, err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
@@ -126,27 +151,45 @@ func (m *Mailer) SendMessage(ctx context.Context, msg Message) error {
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("mailer: %w", err)
+		return nil, fmt.Errorf("mailer: %w", err)
 	}
-	defer c.Close()
+	s := &Sending{conn: conn, c: c}
 	if err := c.Mail(m.cfg.From); err != nil {
-		return fmt.Errorf("mailer: MAIL FROM: %w", err)
+		s.Abort()
+		return nil, fmt.Errorf("mailer: MAIL FROM: %w", err)
 	}
 	for _, rcpt := range msg.To {
 		if err := c.Rcpt(rcpt); err != nil {
-			return fmt.Errorf("mailer: RCPT TO %s: %w", rcpt, err)
+			s.Abort()
+			return nil, fmt.Errorf("mailer: RCPT TO %s: %w", rcpt, err)
 		}
 	}
-	w, err := c.Data()
-	if err != nil {
-		return fmt.Errorf("mailer: DATA: %w", err)
+	if s.data, err = c.Data(); err != nil {
+		s.Abort()
+		return nil, fmt.Errorf("mailer: DATA: %w", err)
 	}
-	if _, err := w.Write(data.Bytes()); err != nil {
-		return fmt.Errorf("mailer: write: %w", err)
+	// Flushed, so that End sends only the end of data: the relay has the rest already.
+	if _, err := s.data.Write(data.Bytes()); err != nil {
+		s.Abort()
+		return nil, fmt.Errorf("mailer: write: %w", err)
 	}
-	if err := w.Close(); err != nil {
+	if err := c.Text.W.Flush(); err != nil {
+		s.Abort()
+		return nil, fmt.Errorf("mailer: write: %w", err)
+	}
+	return s, nil
+}
+
+// End sends the end of data and reads the relay's answer: nil means the relay has the message.
+func (s *Sending) End() error {
+	defer s.c.Close()
+	_ = s.conn.SetDeadline(time.Now().Add(endOfDataTimeout))
+	if err := s.data.Close(); err != nil {
 		return fmt.Errorf("mailer: end of data: %w", err)
 	}
-	_ = c.Quit() // accepted: the relay has it
+	_ = s.c.Quit() // accepted: the relay has it
 	return nil
 }
+
+// Abort closes the connection without the end of data: the relay keeps nothing.
+func (s *Sending) Abort() { _ = s.conn.Close() }

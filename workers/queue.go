@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"mailplane/commands"
 )
@@ -43,3 +44,32 @@ func (q Queue) SendMail(ctx context.Context, tx pgx.Tx, m commands.Mail) (int64,
 	}
 	return row.ID, nil
 }
+
+// RemoveDomain implements commands.Jobs. A removal's job may take many attempts (it snoozes
+// between slices of work), none of which should make River give up on it.
+func (q Queue) RemoveDomain(ctx context.Context, tx pgx.Tx, j commands.RemoveDomainJob) (int64, error) {
+	row, err := Enqueue(ctx, tx, q.Inserter, RemoveDomainArgs{Domain: j.Domain, Removal: j.Removal},
+		&river.InsertOpts{MaxAttempts: RemoveDomainAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}},
+		JobMeta{Domain: j.Domain, RequestedBy: j.RequestedBy})
+	if err != nil {
+		return 0, err
+	}
+	return row.ID, nil
+}
+
+// ResyncGAL implements commands.Jobs. The job is unique per domain while queued, running or
+// waiting to retry; once it has finished, the next resync is a new job.
+func (q Queue) ResyncGAL(ctx context.Context, tx pgx.Tx, j commands.ResyncGALJob) (int64, error) {
+	row, err := Enqueue(ctx, tx, q.Inserter, ResyncGALArgs{Domain: j.Domain, Trigger: j.Trigger},
+		&river.InsertOpts{MaxAttempts: ResyncGALAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled}}},
+		JobMeta{Domain: j.Domain, RequestedBy: j.RequestedBy})
+	if err != nil {
+		return 0, err
+	}
+	return row.ID, nil
+}
+
+// RemoveDomainAttempts bounds the failed attempts of a removal (a snooze counts as none).
+const RemoveDomainAttempts = 25

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -70,14 +71,56 @@ func (w *SendEmailWorker) Work(ctx context.Context, job *river.Job[SendEmailArgs
 		}
 	}
 	msg := Message{To: job.Args.To, Subject: job.Args.Subject, Body: job.Args.Body, MessageID: w.Mailer.MessageID("mailplane." + key)}
-	if err := w.Mailer.SendMessage(ctx, msg); err != nil {
+	if rec == nil {
+		return w.Mailer.SendMessage(ctx, msg)
+	}
+	// The relay gets the whole message first; its end of data goes inside the transaction
+	// that records MailSent, right before the commit. A kill between the relay's answer and
+	// the record (the rescued job would send the mail again) can then only fall in the
+	// commit's round trip, not in a whole command's.
+	sending, err := w.Mailer.Begin(ctx, msg)
+	if err != nil {
 		return err
 	}
-	if rec == nil {
+	stream := eventstore.Stream{ID: rec.Stream, Type: rec.StreamType, Domain: rec.Domain}
+	sent := domain.MailSent{Cause: job.Args.Cause, To: job.Args.To, Subject: job.Args.Subject, MessageID: msg.MessageID}
+	var ended bool
+	var endErr error
+	out, err := w.Commands.RecordMailSentAtEnd(ctx, stream, sent, func(context.Context) error {
+		ended = true
+		endErr = sending.End()
+		return endErr
+	})
+	switch {
+	case !ended && err == nil && out.Version == 0:
+		// The cause has no stream here to record it on: send it unrecorded.
+		return sending.End()
+	case !ended:
+		// Recorded already by another attempt (nothing to append), or the record failed before
+		// the end of data: either way the relay keeps nothing of this attempt.
+		sending.Abort()
+		return err
+	case endErr != nil:
+		return endErr // the relay refused or did not answer: rolled back, tried again later
+	case err == nil:
 		return nil
 	}
-	// Should this fail, the retry sends the mail again, with the same Message-ID.
-	_, err := w.Commands.RecordMailSent(context.WithoutCancel(ctx), eventstore.Stream{ID: rec.Stream, Type: rec.StreamType, Domain: rec.Domain},
-		domain.MailSent{Cause: job.Args.Cause, To: job.Args.To, Subject: job.Args.Subject, MessageID: msg.MessageID})
-	return err
+	// The relay has the mail but the commit failed: failing the job now would send it again.
+	// While the database is away (restarting, unreachable) the record is tried again here, for
+	// a while, rather than left to a second run of the job.
+	rctx := context.WithoutCancel(ctx)
+	wait := 250 * time.Millisecond
+	for deadline := time.Now().Add(recordMailSentFor); ; {
+		_, err := w.Commands.RecordMailSent(rctx, stream, sent)
+		if err == nil || !eventstore.Unavailable(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 5*time.Second)
+	}
 }
+
+// recordMailSentFor is how long a sent mail's MailSent is retried while the database is away:
+// well within River's rescue of a job left running (DefaultRescueStuckJobsAfter, 5
+// min), which would send the mail again.
+const recordMailSentFor = 2 * time.Minute

@@ -1,11 +1,12 @@
 // Package workers holds mailplane's River jobs: the slow work done outside requests (sending
-// mail, issuing and renewing certificates; GAL resyncs and quota warnings later). Each job kind
+// mail, issuing and renewing certificates, quota warnings; GAL resyncs later). Each job kind
 // has its own file with its XArgs and XWorker. Jobs issue commands (package commands) and
 // commands queue jobs through Queue; nothing here imports api.
 package workers
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -42,9 +43,33 @@ type Config struct {
 	Issuer Issuer
 	// Challenges are the pending HTTP-01 challenges; the renewal job expires stale ones.
 	Challenges *HTTPChallenges
-	// Now is the clock the renewal job finds due certificates with (default time.Now).
+	// Now is the clock the renewal job finds due certificates with, and the GAL schedule due
+	// resyncs (default time.Now).
 	Now func() time.Time
+	// RemovalBatch and RemovalSlice tune the domain-removal job (RemoveDomainWorker).
+	RemovalBatch int
+	RemovalSlice time.Duration
+	RemovalGrace time.Duration
+	// RescueStuckJobsAfter is how long a job may run before River gives it to another process,
+	// taking its worker's own timeout into account (default DefaultRescueStuckJobsAfter). It is
+	// what bounds the wait before a removal whose process died goes on.
+	RescueStuckJobsAfter time.Duration
+	// GALTLS is the TLS client configuration of GAL resyncs over ldaps:// or StartTLS (nil: the
+	// system's roots).
+	GALTLS *tls.Config
+	// GALPageSize is the page size of a resync's paged search (default GALPageSize).
+	GALPageSize uint32
+	// Metrics, when set, counts and times every run this client works.
+	Metrics *JobMetrics
+	// ID is the River client's id (River's default, the host and the time, when empty); a
+	// process that runs a LeaderWatch gives it NewClientID's.
+	ID string
 }
+
+// DefaultRescueStuckJobsAfter is River's rescue horizon here: River's own default (an hour)
+// would leave a domain half removed for an hour after a crash. The rescuer still leaves alone a
+// job whose worker's Timeout has not run out, so long jobs are not rescued early.
+const DefaultRescueStuckJobsAfter = 5 * time.Minute
 
 // NewClient returns a River client. With run false it only inserts jobs (an API-only process);
 // with run true it also works them once started.
@@ -55,7 +80,14 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 	// An inserting client wakes the working ones with at most one notification per queue and
 	// FetchCooldown (River coalesces the rest, which then wait for the 1 s poll): the same bound
 	// on both sides.
-	rc := &river.Config{Logger: logger, FetchCooldown: cfg.FetchCooldown}
+	if cfg.RescueStuckJobsAfter <= 0 {
+		cfg.RescueStuckJobsAfter = DefaultRescueStuckJobsAfter
+	}
+	rc := &river.Config{ID: cfg.ID, Logger: logger, FetchCooldown: cfg.FetchCooldown, RescueStuckJobsAfter: cfg.RescueStuckJobsAfter}
+	if cfg.RescueStuckJobsAfter < time.Minute {
+		// River's default JobTimeout (a minute) may not exceed the rescue horizon.
+		rc.JobTimeout = cfg.RescueStuckJobsAfter
+	}
 	if run {
 		if cfg.MaxWorkers <= 0 {
 			cfg.MaxWorkers = 10
@@ -86,6 +118,9 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 			if issuer == nil {
 				issuer = noIssuer{}
 			}
+			if err := river.AddWorkerSafely(ws, &QuotaWarningWorker{Commands: cfg.Commands}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
 			if err := river.AddWorkerSafely(ws, &IssueCertificateWorker{Commands: cfg.Commands, Issuer: issuer}); err != nil {
 				return nil, fmt.Errorf("workers: %w", err)
 			}
@@ -94,6 +129,28 @@ func NewClient(pool *pgxpool.Pool, logger *slog.Logger, cfg Config, run bool) (*
 				return nil, fmt.Errorf("workers: %w", err)
 			}
 			rc.PeriodicJobs = append(rc.PeriodicJobs, periodic("renew_certificates", RenewInterval, RenewCertificatesArgs{}))
+			if err := river.AddWorkerSafely(ws, &RetireDKIMKeyWorker{Commands: cfg.Commands}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			if err := river.AddWorkerSafely(ws, &ImportAccountsWorker{Commands: cfg.Commands, Pool: pool}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			if err := river.AddWorkerSafely(ws, &RemoveDomainWorker{Commands: cfg.Commands, Batch: cfg.RemovalBatch,
+				Slice: cfg.RemovalSlice, Grace: cfg.RemovalGrace}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			if err := river.AddWorkerSafely(ws, &ResyncGALWorker{Commands: cfg.Commands, Pool: pool, TLS: cfg.GALTLS,
+				PageSize: cfg.GALPageSize}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			if err := river.AddWorkerSafely(ws, &ScheduleGALResyncsWorker{Commands: cfg.Commands, Reads: postgres.NewReadModel(pool),
+				Now: cfg.Now}); err != nil {
+				return nil, fmt.Errorf("workers: %w", err)
+			}
+			rc.PeriodicJobs = append(rc.PeriodicJobs, periodic("schedule_gal_resyncs", GALScheduleInterval, ScheduleGALResyncsArgs{}))
+		}
+		if cfg.Metrics != nil {
+			rc.Middleware = append(rc.Middleware, cfg.Metrics.Middleware())
 		}
 		rc.Workers = ws
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}

@@ -144,6 +144,7 @@ var challengeListener struct {
 	mu      sync.Mutex
 	sources map[*workers.HTTPChallenges]bool
 	srv     *http.Server
+	ip      string
 	done    chan struct{}
 }
 
@@ -166,17 +167,24 @@ func (challengeSources) KeyAuth(ctx context.Context, host, token string) (string
 }
 
 // serveChallenges makes the shared listener answer from c until the test ends.
-func serveChallenges(t testing.TB, c *workers.HTTPChallenges, logger *slog.Logger) {
+func serveChallenges(t testing.TB, c *workers.HTTPChallenges, ip string, logger *slog.Logger) {
 	t.Helper()
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
 	l := &challengeListener
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.srv != nil && l.ip != ip {
+		t.Fatalf("apitest: the HTTP-01 listener of this process binds %s, not %s", l.ip, ip)
+	}
 	if l.srv == nil {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+envOf(t, "MAILPLANE_ACME_HTTP_PORT"))
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, envOf(t, "MAILPLANE_ACME_HTTP_PORT")))
 		if err != nil {
 			t.Fatalf("apitest: the HTTP-01 port: %v (does a mailplane serve of the dev stack listen there?)", err)
 		}
 		l.sources = map[*workers.HTTPChallenges]bool{}
+		l.ip = ip
 		l.srv = &http.Server{Handler: workers.ChallengeHandler(challengeSources{}, logger), ReadHeaderTimeout: 5 * time.Second}
 		l.done = make(chan struct{})
 		go func(srv *http.Server, done chan struct{}) { defer close(done); _ = srv.Serve(ln) }(l.srv, l.done)

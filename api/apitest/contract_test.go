@@ -44,7 +44,7 @@ const problemBody = `{"type":"/problems/x","title":"T","status":%d}`
 // domainPage is a page of one domain with public_protocol set to protocol (JSON).
 func domainPage(protocol string) string {
 	return `{"next_cursor":null,"items":[{"name":"x.example","unicode_name":"x.example","description":"",
-		"time_zone":null,"public_protocol":` + protocol + `,"spam_relay_host":null,"default_cos":null,"status":"active",
+		"time_zone":null,"public_protocol":` + protocol + `,"spam_relay_host":null,"default_cos":null,"status":"active","removing":false,"totp_required":false,
 		"auth":{"mechanism":"internal","has_bind_password":false},"limits":{},"effective":{"cos":null},"sources":{},
 		"counts":{"accounts":0,"lists":0,"resources":0,"aliases":0},"version":1,
 		"created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"}]}`

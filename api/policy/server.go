@@ -86,7 +86,7 @@ func (s *Server) Close() error {
 
 // serveConn answers the requests of one connection: Postfix keeps it open for many.
 func (s *Server) serveConn(c net.Conn) {
-	r := bufio.NewReader(c)
+	r := bufio.NewReaderSize(c, readerSize)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
 		attrs, err := readRequest(r)
@@ -101,19 +101,33 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
-// readRequest reads name=value lines up to the empty line that ends a request.
+// Bounds of one request: Postfix sends some 30 attributes, none near a kilobyte.
+const (
+	maxAttributes = 100
+	maxLine       = 4096
+	// readerSize holds the longest line with its CR LF, so that ReadSlice refuses a longer
+	// one after reading that much instead of gathering it whole.
+	readerSize = maxLine + 2
+)
+
+// readRequest reads name=value lines up to the empty line that ends a request. r must have a
+// buffer of readerSize: a line that does not fit is refused unread, so a client sending one
+// endless line costs the buffer, not memory until it stops.
 func readRequest(r *bufio.Reader) (map[string]string, error) {
 	attrs := map[string]string{}
 	for n := 0; ; n++ {
-		line, err := r.ReadString('\n')
+		b, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, errors.New("policy: request line too long")
+		}
 		if err != nil {
 			return nil, err
 		}
-		line = strings.TrimRight(line, "\r\n")
+		line := strings.TrimRight(string(b), "\r\n")
 		if line == "" {
 			return attrs, nil
 		}
-		if n > 100 || len(line) > 4096 {
+		if n >= maxAttributes || len(line) > maxLine {
 			return nil, errors.New("policy: request too large")
 		}
 		name, value, _ := strings.Cut(line, "=")

@@ -13,6 +13,9 @@
 // -ldap-url and -ldap-base the driver follows the directory the LDAP projection writes (a
 // syncrepl search) and times each account from its 201 until its entry is there.
 //
+// With -mode mixed it sends N commands of several kinds instead (mixed.go), journalling every
+// request, for scripts/chaos.sh.
+//
 // The last line is machine-readable: "RESULT key=value ..." (scripts/bench.sh reads it).
 package main
 
@@ -67,20 +70,34 @@ type options struct {
 	progress bool
 	aliases  int
 
+	journal  string
+	retryFor time.Duration
+
 	ldapURL, ldapBase, ldapBindDN, ldapPassword string
 	ldapWait                                    time.Duration
+
+	// rate paces -mode mixed (at most) and -mode sustained (exactly); the rest is -mode
+	// sustained's (sustained.go); metricsURL and watchPIDs also sample the create modes.
+	rate       float64
+	duration   time.Duration
+	sample     time.Duration
+	metricsURL string
+	watchPIDs  string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the API (without /api/v1)")
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the API (without /api/v1); -mode mixed takes several, comma-separated, and spreads the requests round-robin")
 	flag.StringVar(&o.token, "token", "", "bearer token of an admin (or use -email and -password)")
 	flag.StringVar(&o.email, "email", "", "log in as this admin")
 	flag.StringVar(&o.password, "password", "", "the admin's password")
 	flag.StringVar(&o.domain, "domain", "load.test", "domain to create the accounts in (created if missing, without max_accounts)")
 	flag.IntVar(&o.n, "n", 1000, "accounts to create")
 	flag.IntVar(&o.c, "c", 16, "concurrent clients")
-	flag.StringVar(&o.mode, "mode", "hash", "hash (precomputed password_hash) | none (no password) | password (server hashes)")
+	flag.StringVar(&o.mode, "mode", "hash", "hash (precomputed password_hash) | none (no password) | password (server hashes) | mixed (N mixed commands: mixed.go)")
+	flag.StringVar(&o.journal, "journal", "", "-mode mixed: write a line per request here (request id, kind, status or \"no answer\", target, URL)")
+	flag.DurationVar(&o.retryFor, "retry-for", 2*time.Minute, "-mode mixed: how long to keep resending a command that gets no answer (or 503/429), each time with a new request id")
+	flag.Float64Var(&o.rate, "rate", 0, "-mode mixed: send at most this many commands per second (0: as fast as the clients go; a paced load lasts about -n / -rate, long enough for the outages of the chaos runner's outage mode); -mode sustained: requests per second, spread over the kinds")
 	flag.BoolVar(&o.ryw, "ryw", false, "after each create, GET the account at once and time that read separately")
 	flag.StringVar(&o.prefix, "prefix", "", "local-part prefix (default: random, so that runs never collide)")
 	flag.IntVar(&o.watchPID, "watch-pid", 0, "sample this process's VmRSS every 100ms and report min/max")
@@ -92,6 +109,10 @@ func main() {
 	flag.StringVar(&o.ldapBindDN, "ldap-bind-dn", "", "bind as this DN to follow the directory (the rootdn, or cn=replicator)")
 	flag.StringVar(&o.ldapPassword, "ldap-password", "", "its password")
 	flag.DurationVar(&o.ldapWait, "ldap-wait", 60*time.Second, "after the last create, how long to wait for the directory to have every account")
+	flag.DurationVar(&o.duration, "duration", 0, "-mode sustained: how long to send")
+	flag.DurationVar(&o.sample, "sample", 5*time.Second, "with -metrics-url or -mode sustained: how often to read the projections' lag and the -watch-pids' RSS")
+	flag.StringVar(&o.metricsURL, "metrics-url", "", "read mailplane_projection_lag_* from this /metrics every -sample (-mode sustained: the first -url's by default)")
+	flag.StringVar(&o.watchPIDs, "watch-pids", "", "comma-separated PIDs whose VmRSS every -sample records")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -106,14 +127,26 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	switch {
 	case o.n <= 0 || o.c <= 0:
 		return errors.New("-n and -c must be positive")
-	case o.mode != "hash" && o.mode != "none" && o.mode != "password":
-		return fmt.Errorf("-mode must be hash, none or password, not %q", o.mode)
+	case o.mode != "hash" && o.mode != "none" && o.mode != "password" && o.mode != "mixed" && o.mode != "sustained":
+		return fmt.Errorf("-mode must be hash, none, password, mixed or sustained, not %q", o.mode)
 	case o.token == "" && (o.email == "" || o.password == ""):
 		return errors.New("give -token, or -email and -password")
 	case o.ldapURL != "" && o.ldapBase == "":
 		return errors.New("-ldap-url needs -ldap-base")
 	}
-	o.url = strings.TrimRight(o.url, "/")
+	var urls []string
+	for _, u := range strings.Split(o.url, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return errors.New("-url is empty")
+	}
+	if len(urls) > 1 && o.mode != "mixed" && o.mode != "sustained" {
+		return errors.New("several -url only with -mode mixed or sustained")
+	}
+	o.url = urls[0]
 	if o.prefix == "" {
 		o.prefix = "u" + randomHex(4) + "-"
 	}
@@ -134,6 +167,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 	}
+	if o.mode == "mixed" {
+		return runMixed(ctx, o, out, urls, c.token)
+	}
+	if o.mode == "sustained" {
+		return runSustained(ctx, o, out, urls, c.token)
+	}
 	if err := c.ensureDomain(ctx, o.domain); err != nil {
 		return err
 	}
@@ -153,6 +192,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	var rss *rssWatch
 	if o.watchPID > 0 {
 		rss = watchRSS(o.watchPID, 100*time.Millisecond)
+	}
+
+	var mw *metricsWatch
+	if o.metricsURL != "" {
+		mw = watchMetrics(o.metricsURL, parsePIDs(o.watchPIDs), o.sample, out)
 	}
 
 	var watch *ldapWatch
@@ -252,7 +296,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		st := watch.stats(start.Add(elapsed), o.ldapWait)
 		ls = &st
 	}
-	res.print(out, o, elapsed, rss != nil, rssStats, ls)
+	var extra []string
+	if mw != nil {
+		extra = mw.stop().fields(out)
+	}
+	res.print(out, o, elapsed, rss != nil, rssStats, ls, extra...)
 	return nil
 }
 
@@ -264,6 +312,10 @@ type client struct {
 }
 
 func (c *client) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	return c.doHeaders(ctx, nil, method, path, body)
+}
+
+func (c *client) doHeaders(ctx context.Context, headers map[string]string, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -282,6 +334,9 @@ func (c *client) do(ctx context.Context, method, path string, body any) (int, []
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -292,7 +347,17 @@ func (c *client) do(ctx context.Context, method, path string, body any) (int, []
 }
 
 func (c *client) login(ctx context.Context, email, password string) error {
-	status, body, err := c.do(ctx, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password})
+	var status int
+	var body []byte
+	var err error
+	// A server just started (or loaded) answers 503 until its read models have caught up.
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		status, body, err = c.do(ctx, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password})
+		if (err == nil && status != http.StatusServiceUnavailable) || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
@@ -471,7 +536,7 @@ func joinCounts(m map[string]int) string {
 	return strings.Join(parts, ",")
 }
 
-func (r *results) print(out io.Writer, o options, elapsed time.Duration, rss bool, st rssStats, ls *ldapStats) {
+func (r *results) print(out io.Writer, o options, elapsed time.Duration, rss bool, st rssStats, ls *ldapStats, extra ...string) {
 	ok := r.status["201"]
 	errs := 0
 	for k, v := range r.status {
@@ -541,6 +606,7 @@ func (r *results) print(out io.Writer, o options, elapsed time.Duration, rss boo
 		fields = append(fields, "rss_start_mib="+mib(st.first), "rss_min_mib="+mib(st.min), "rss_max_mib="+mib(st.max),
 			"rss_end_mib="+mib(st.last), "rss_samples="+strconv.Itoa(st.samples))
 	}
+	fields = append(fields, extra...)
 	fmt.Fprintf(out, "RESULT %s\n", strings.Join(fields, " "))
 }
 
@@ -554,13 +620,12 @@ type rssStats struct {
 
 // rssWatch samples a process's resident set size.
 type rssWatch struct {
-	done    chan struct{}
-	stopped chan struct{}
+	sampler *sampler
 	st      rssStats
 }
 
 func watchRSS(pid int, every time.Duration) *rssWatch {
-	w := &rssWatch{done: make(chan struct{}), stopped: make(chan struct{})}
+	w := &rssWatch{}
 	sampleOnce := func() {
 		kb, err := vmRSS(pid)
 		if err != nil {
@@ -576,27 +641,13 @@ func watchRSS(pid int, every time.Duration) *rssWatch {
 		w.st.samples++
 	}
 	sampleOnce()
-	go func() {
-		defer close(w.stopped)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-w.done:
-				sampleOnce()
-				return
-			case <-t.C:
-				sampleOnce()
-			}
-		}
-	}()
+	w.sampler = startSampler(every, sampleOnce)
 	return w
 }
 
 // stop ends sampling and returns what it saw.
 func (w *rssWatch) stop() rssStats {
-	close(w.done)
-	<-w.stopped
+	w.sampler.stop()
 	return w.st
 }
 

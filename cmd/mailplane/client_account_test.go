@@ -72,7 +72,7 @@ func TestAccountCommands(t *testing.T) {
 	t.Run("List", func(t *testing.T) {
 		others := []string{c.api.CreateAccount(t, dom, nil), c.api.CreateAccount(t, dom, nil)}
 		r := c.run(t, "account", "list", dom).ok(t)
-		require.Equal(t, []string{"ADDRESS", "DISPLAY NAME", "STATUS", "COS", "QUOTA", "DOMAIN ADMIN", "GLOBAL ADMIN"}, r.rows()[0])
+		require.Equal(t, []string{"ADDRESS", "DISPLAY NAME", "STATUS", "COS", "QUOTA", "DOMAIN ADMIN", "GLOBAL ADMIN", "AUDITOR"}, r.rows()[0])
 		require.Equal(t, []string{addr, "Ann B", "locked", "default"}, r.row(t, addr)[:4])
 		require.Len(t, r.rows(), 4)
 
@@ -111,4 +111,27 @@ func TestAccountCommands(t *testing.T) {
 		r = c.run(t, "account", "show", addr).fails(t, 1)
 		require.Contains(t, r.stderr, "mailplane account show: 404 Not Found")
 	})
+}
+
+// An auditor is made, narrowed and widened again from the command line.
+func TestAccountAuditorCommands(t *testing.T) {
+	c := newCLI(t)
+	dom := c.api.CreateDomain(t, nil)
+	other := c.api.CreateDomain(t, nil)
+	addr := "audit@" + dom
+	c.run(t, "account", "create", addr, "--auditor", "--auditor-domains", dom+", "+other).ok(t)
+	a := c.get(t, "/api/v1/accounts/"+addr)
+	require.Equal(t, true, a["auditor"])
+	require.ElementsMatch(t, []any{dom, other}, a["auditor_domains"])
+
+	c.run(t, "account", "set", addr, "auditor_domains="+other).ok(t)
+	require.Equal(t, []any{other}, c.get(t, "/api/v1/accounts/"+addr)["auditor_domains"])
+	c.run(t, "account", "set", addr, "auditor_domains=").ok(t)
+	require.Equal(t, []any{}, c.get(t, "/api/v1/accounts/"+addr)["auditor_domains"])
+
+	// The API refuses the role together with an admin role.
+	r := c.run(t, "account", "set", addr, "domain_admin=true").fails(t, 1)
+	require.Contains(t, r.stderr, "auditor")
+	c.run(t, "account", "set", addr, "auditor=false").ok(t)
+	require.Equal(t, false, c.get(t, "/api/v1/accounts/"+addr)["auditor"])
 }

@@ -17,6 +17,7 @@ var configKeys = map[string]kind{
 	"time_zone": text, "public_protocol": text, "spam_relay_host": text, "default_cos": text,
 	"account_quota_bytes": integer, "domain_quota_bytes": integer, "warn_percent": integer,
 	"gal_polling_interval_seconds": integer, "session_lifetime_seconds": integer, "password_min_length": integer,
+	"totp_required": boolean,
 }
 
 func configShow(ctx context.Context, o *cmdline, args []string) error {

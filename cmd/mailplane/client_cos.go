@@ -15,7 +15,7 @@ var cosCommand = group("cos", []action{
 	{"show", "NAME [--json]", cosShow},
 	{"set", "NAME key=value ...  (keys: " + strings.Join(sortedKeys(cosKeys), ", ") +
 		", features.NAME; key= clears the setting)", cosSet},
-	{"delete", "NAME", cosDelete},
+	{"delete", "NAME", objectDelete("cos", "COS")},
 })
 
 // cosKeys are the settings cos set may change besides features.NAME.
@@ -93,12 +93,4 @@ func cosSet(ctx context.Context, o *cmdline, args []string) error {
 		return err
 	}
 	return o.send(ctx, http.MethodPatch, "/cos/"+seg(pos[0]), body)
-}
-
-func cosDelete(ctx context.Context, o *cmdline, args []string) error {
-	pos, err := o.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	return o.act(ctx, http.MethodDelete, "/cos/"+seg(pos[0]), nil, "deleted COS "+pos[0])
 }

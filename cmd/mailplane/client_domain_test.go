@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -109,11 +112,22 @@ func TestDomainHistoryCommand(t *testing.T) {
 	c.run(t, "account", "create", "ann@"+name, "--display-name", "Ann").ok(t)
 
 	r := c.run(t, "domain", "history", name).ok(t)
-	require.Equal(t, []string{"POSITION", "RECORDED", "STREAM", "VERSION", "TYPE", "ACTOR"}, r.rows()[0])
+	require.Equal(t, []string{"POSITION", "RECORDED", "STREAM", "VERSION", "TYPE", "ACTOR", "SESSION"}, r.rows()[0])
 	require.Len(t, r.rows(), 3, r.stdout)
 	require.Equal(t, "DomainCreated", r.rows()[1][4])
 	require.Equal(t, "account-ann@"+name, r.rows()[2][2])
 	require.Equal(t, apitest.AdminEmail, r.rows()[2][5])
+	require.Len(t, r.rows()[2][6], 24, "the CLI's login session")
+
+	// The same filters, and an object's own history.
+	c.run(t, "account", "set", "ann@"+name, "display_name=Ann B.").ok(t)
+	r = c.run(t, "account", "history", "ann@"+name, "--actor", strings.ToUpper(apitest.AdminEmail)).ok(t)
+	require.Len(t, r.rows(), 3, r.stdout)
+	require.Equal(t, []string{"AccountCreated", "AccountUpdated"}, []string{r.rows()[1][4], r.rows()[2][4]})
+	r = c.run(t, "domain", "history", name, "--session-id", r.rows()[1][6], "--ip", "127.0.0.1", "--json").ok(t)
+	require.Len(t, r.json(t)["items"], 3)
+	require.Len(t, c.run(t, "domain", "history", name, "--ip", "10.9.9.9", "--json").ok(t).json(t)["items"], 0)
+	c.run(t, "account", "history", "nobody@"+name).fails(t, 1)
 
 	r = c.run(t, "domain", "history", name, "--type", "AccountCreated", "--json").ok(t)
 	items := r.json(t)["items"].([]any)
@@ -121,8 +135,36 @@ func TestDomainHistoryCommand(t *testing.T) {
 	require.Equal(t, "Ann", items[0].(map[string]any)["data"].(map[string]any)["display_name"])
 
 	r = c.run(t, "domain", "history", name, "--limit", "1", "--all").ok(t)
-	require.Len(t, r.rows(), 3, "every page")
+	require.Len(t, r.rows(), 4, "every page")
 
 	c.run(t, "domain", "history", name, "--after", "not-a-time").fails(t, 1)
 	c.run(t, "domain", "show", name, "--as-of", "2000-01-01T00:00:00Z").fails(t, 1)
+}
+
+func TestDomainCloseAndDelete(t *testing.T) {
+	c := &cliEnv{api: apitest.NewWith(t, apitest.Options{Workers: &apitest.Workers{NoACME: true}}), dir: filepath.Join(t.TempDir(), "mailplane")}
+	t.Setenv("MAILPLANE_CONFIG_DIR", c.dir)
+	t.Setenv("MAILPLANE_API_URL", "")
+	c.run(t, "login", "--url", c.api.URL, "--email", apitest.AdminEmail, "--password", apitest.AdminPassword).ok(t)
+	name := c.api.CreateDomain(t, nil)
+	for i := 0; i < 3; i++ {
+		c.api.CreateAccount(t, name, nil)
+	}
+
+	r := c.run(t, "domain", "close", name).ok(t)
+	require.Equal(t, "closed", r.row(t, "status")[1])
+
+	// Without --yes it only says what would go, and removes nothing.
+	r = c.run(t, "domain", "delete", name).fails(t, 1)
+	require.Contains(t, r.stderr, "would take 3 accounts, 0 lists")
+	require.Equal(t, "closed", c.get(t, "/api/v1/domains/"+name)["status"])
+
+	r = c.run(t, "domain", "delete", name, "--yes").ok(t)
+	require.Equal(t, "removed domain "+name+" (4 objects)\n", r.stdout)
+	require.Contains(t, r.stderr, "removing "+name+": 4/4 objects")
+	require.Eventually(t, func() bool {
+		return c.run(t, "domain", "show", name).code != 0
+	}, 10*time.Second, 20*time.Millisecond)
+	r = c.run(t, "domain", "delete", name, "--yes").fails(t, 1)
+	require.Contains(t, r.stderr, "404")
 }

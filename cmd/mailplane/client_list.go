@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 
@@ -16,11 +15,15 @@ import (
 var listCommand = group("list", []action{
 	{"create", "ADDRESS [--display-name N] [--description D] [--member M ...] [--members-file F] [--owner O ...] " +
 		"[--allowed-sender S ...] [--subscription-policy P] [--unsubscription-policy P] [--hide-in-gal] [--member-url URL]", listCreate},
-	{"list", "DOMAIN [--q Q] [--limit N] [--cursor C] [--all] [--json]", listList},
-	{"show", "ADDRESS [--as-of TIME] [--json]", listShow},
+	{"list", "DOMAIN [--q Q] [--limit N] [--cursor C] [--all] [--json]", domainObjects("lists", false, []column{
+		{"ADDRESS", "address"}, {"DISPLAY NAME", "display_name"}, {"MEMBERS", "member_count"},
+		{"DYNAMIC", "dynamic.member_url"}, {"OWNERS", "owners"}, {"HIDDEN", "hide_in_gal"},
+	})},
+	{"show", "ADDRESS [--as-of TIME] [--json]", objectShow("lists", "list")},
+	{"history", "ADDRESS " + historySynopsis, objectHistory("lists")},
 	{"set", "ADDRESS key=value ...  (keys: " + strings.Join(sortedKeys(listKeys), ", ") +
-		"; allowed_senders=a,b; key= resets it)", listSet},
-	{"delete", "ADDRESS", listDelete},
+		"; allowed_senders=a,b; key= resets it)", objectSet("lists", listKeys)},
+	{"delete", "ADDRESS", objectDelete("lists", "list")},
 	subgroup("members", "list", []action{
 		{"add", "ADDRESS MEMBER ... [--file F]  (F: one address a line, - for standard input)", setChange("members", false)},
 		{"remove", "ADDRESS MEMBER ... [--file F]", setChange("members", true)},
@@ -101,9 +104,9 @@ func listCreate(ctx context.Context, o *cmdline, args []string) error {
 	if err != nil {
 		return err
 	}
-	at := strings.LastIndexByte(pos[0], '@')
-	if at < 1 || at == len(pos[0])-1 {
-		return o.usageError("%q is not an address (local@domain)", pos[0])
+	domainName, err := o.addressDomain(pos[0])
+	if err != nil {
+		return err
 	}
 	if *membersFile != "" {
 		more, err := readAddresses(*membersFile)
@@ -121,52 +124,7 @@ func listCreate(ctx context.Context, o *cmdline, args []string) error {
 	if *memberURL != "" {
 		o.body["dynamic"] = map[string]any{"member_url": *memberURL}
 	}
-	return o.send(ctx, http.MethodPost, "/domains/"+seg(pos[0][at+1:])+"/lists", o.body)
-}
-
-func listList(ctx context.Context, o *cmdline, args []string) error {
-	l := o.listFlags(false)
-	pos, err := o.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	return o.list(ctx, "/domains/"+seg(pos[0])+"/lists", l, []column{
-		{"ADDRESS", "address"}, {"DISPLAY NAME", "display_name"}, {"MEMBERS", "member_count"},
-		{"DYNAMIC", "dynamic.member_url"}, {"OWNERS", "owners"}, {"HIDDEN", "hide_in_gal"},
-	})
-}
-
-func listShow(ctx context.Context, o *cmdline, args []string) error {
-	asOf := o.fs.String("as-of", "", "show the list as it stood at this RFC 3339 time")
-	pos, err := o.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	path := "/lists/" + seg(pos[0])
-	if *asOf != "" {
-		path += "?as_of=" + url.QueryEscape(*asOf)
-	}
-	return o.show(ctx, path)
-}
-
-func listSet(ctx context.Context, o *cmdline, args []string) error {
-	pos, err := o.parse(args, 2, -1)
-	if err != nil {
-		return err
-	}
-	body, err := o.patch(pos[1:], listKeys)
-	if err != nil {
-		return err
-	}
-	return o.send(ctx, http.MethodPatch, "/lists/"+seg(pos[0]), body)
-}
-
-func listDelete(ctx context.Context, o *cmdline, args []string) error {
-	pos, err := o.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	return o.act(ctx, http.MethodDelete, "/lists/"+seg(pos[0]), nil, "deleted list "+pos[0])
+	return o.send(ctx, http.MethodPost, "/domains/"+seg(domainName)+"/lists", o.body)
 }
 
 // setChange adds addresses to or removes them from one of a list's sets (members, owners,

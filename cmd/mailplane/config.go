@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"mailplane/api"
 	"mailplane/eventstore"
 )
 
@@ -35,6 +36,13 @@ type config struct {
 	// AnchorFile receives a copy of every signed anchor (JSON lines); empty: the log only.
 	AnchorFile     string
 	IdempotencyTTL time.Duration
+	// RescueStuckJobsAfter is how long a job's attempt may run before River deems its process
+	// dead and hands the job on (0: workers.DefaultRescueStuckJobsAfter).
+	RescueStuckJobsAfter time.Duration
+	// ReadYourWrites bounds how long an answer after a write waits for the read models before
+	// it is 503 read-model-behind; RequestTimeout bounds every request.
+	ReadYourWrites time.Duration
+	RequestTimeout time.Duration
 	LogFormat      string
 	APIURL         string
 	ClientTokenDir string
@@ -48,35 +56,56 @@ func configFromEnv() (config, error) {
 		return def
 	}
 	home, _ := os.UserConfigDir()
-	ttl := eventstore.DefaultIdempotencyTTL
-	if v := get("MAILPLANE_IDEMPOTENCY_TTL", ""); v != "" {
+	// duration reads a positive duration; unset or empty gives def.
+	var bad error
+	duration := func(k string, def time.Duration, example string) time.Duration {
+		v := get(k, "")
+		if v == "" {
+			return def
+		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return config{}, fmt.Errorf("MAILPLANE_IDEMPOTENCY_TTL must be a positive duration like 24h, not %q", v)
+			if bad == nil {
+				bad = fmt.Errorf("%s must be a positive duration like %s, not %q", k, example, v)
+			}
+			return def
 		}
-		ttl = d
+		return d
+	}
+	ttl := duration("MAILPLANE_IDEMPOTENCY_TTL", eventstore.DefaultIdempotencyTTL, "24h")
+	rescue := duration("MAILPLANE_RESCUE_STUCK_JOBS_AFTER", 0, "5m")
+	ryw := duration("MAILPLANE_READ_YOUR_WRITES_TIMEOUT", api.DefaultReadYourWritesTimeout, "5s")
+	request := duration("MAILPLANE_REQUEST_TIMEOUT", api.DefaultRequestTimeout, "30s")
+	if bad != nil {
+		return config{}, bad
+	}
+	if ryw >= request {
+		return config{}, fmt.Errorf("MAILPLANE_READ_YOUR_WRITES_TIMEOUT (%s) must be shorter than MAILPLANE_REQUEST_TIMEOUT (%s): the wait is part of the request", ryw, request)
 	}
 	return config{
-		DatabaseURL:    get("DATABASE_URL", "postgres://localhost:5432/mailplane"),
-		HTTPAddr:       get("MAILPLANE_HTTP_ADDR", "127.0.0.1:8080"),
-		PolicyAddr:     get("MAILPLANE_POLICY_ADDR", "127.0.0.1:10040"),
-		LDAPURL:        get("MAILPLANE_LDAP_URL", ""),
-		LDAPBindDN:     get("MAILPLANE_LDAP_BIND_DN", ""),
-		LDAPPassword:   get("MAILPLANE_LDAP_PASSWORD", ""),
-		LDAPBaseDN:     get("MAILPLANE_LDAP_BASE_DN", "dc=mailplane,dc=test"),
-		SMTPAddr:       get("MAILPLANE_SMTP_ADDR", "127.0.0.1:2525"),
-		MailFrom:       get("MAILPLANE_MAIL_FROM", "mailplane@mailplane.test"),
-		ACMEDirectory:  get("MAILPLANE_ACME_DIRECTORY", ""),
-		ACMEEmail:      get("MAILPLANE_ACME_EMAIL", ""),
-		ACMECAFile:     get("MAILPLANE_ACME_CA_FILE", ""),
-		ACMEHTTPAddr:   get("MAILPLANE_ACME_HTTP_ADDR", ""),
-		ACMEShortChain: get("MAILPLANE_ACME_SHORT_CHAIN", "ISRG Root X1"),
-		MasterKeyFile:  get("MAILPLANE_MASTER_KEY_FILE", ".dev/master.key"),
-		AnchorFile:     get("MAILPLANE_ANCHOR_FILE", ""),
-		IdempotencyTTL: ttl,
-		LogFormat:      get("MAILPLANE_LOG_FORMAT", "text"),
-		APIURL:         get("MAILPLANE_API_URL", ""),
-		ClientTokenDir: get("MAILPLANE_CONFIG_DIR", home+"/mailplane"),
+		RescueStuckJobsAfter: rescue,
+		ReadYourWrites:       ryw,
+		RequestTimeout:       request,
+		DatabaseURL:          get("DATABASE_URL", "postgres://localhost:5432/mailplane"),
+		HTTPAddr:             get("MAILPLANE_HTTP_ADDR", "127.0.0.1:8080"),
+		PolicyAddr:           get("MAILPLANE_POLICY_ADDR", "127.0.0.1:10040"),
+		LDAPURL:              get("MAILPLANE_LDAP_URL", ""),
+		LDAPBindDN:           get("MAILPLANE_LDAP_BIND_DN", ""),
+		LDAPPassword:         get("MAILPLANE_LDAP_PASSWORD", ""),
+		LDAPBaseDN:           get("MAILPLANE_LDAP_BASE_DN", "dc=mailplane,dc=test"),
+		SMTPAddr:             get("MAILPLANE_SMTP_ADDR", "127.0.0.1:2525"),
+		MailFrom:             get("MAILPLANE_MAIL_FROM", "mailplane@mailplane.test"),
+		ACMEDirectory:        get("MAILPLANE_ACME_DIRECTORY", ""),
+		ACMEEmail:            get("MAILPLANE_ACME_EMAIL", ""),
+		ACMECAFile:           get("MAILPLANE_ACME_CA_FILE", ""),
+		ACMEHTTPAddr:         get("MAILPLANE_ACME_HTTP_ADDR", ""),
+		ACMEShortChain:       get("MAILPLANE_ACME_SHORT_CHAIN", "ISRG Root X1"),
+		MasterKeyFile:        get("MAILPLANE_MASTER_KEY_FILE", ".dev/master.key"),
+		AnchorFile:           get("MAILPLANE_ANCHOR_FILE", ""),
+		IdempotencyTTL:       ttl,
+		LogFormat:            get("MAILPLANE_LOG_FORMAT", "text"),
+		APIURL:               get("MAILPLANE_API_URL", ""),
+		ClientTokenDir:       get("MAILPLANE_CONFIG_DIR", home+"/mailplane"),
 	}, nil
 }
 

@@ -51,6 +51,21 @@ func (e *env) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// poolAndRegistry opens the database pool and builds the event registry, which every command
+// that reads or writes events starts with. The caller closes the pool.
+func (e *env) poolAndRegistry(ctx context.Context) (*pgxpool.Pool, *eventstore.Registry, error) {
+	pool, err := e.pool(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := registry()
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, reg, nil
+}
+
 // registry knows every domain event and how to upcast old versions.
 func registry() (*eventstore.Registry, error) {
 	events := domain.Events()

@@ -11,15 +11,11 @@ func migrate(ctx context.Context, e *env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	pool, err := e.pool(ctx)
+	pool, reg, err := e.poolAndRegistry(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	reg, err := registry()
-	if err != nil {
-		return err
-	}
 	if err := e.migrateAll(ctx, pool, reg); err != nil {
 		return err
 	}

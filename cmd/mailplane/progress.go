@@ -42,48 +42,52 @@ var phaseUnits = map[string]string{
 }
 
 func (p *progressBar) update(pr ldap.Progress) {
+	p.draw("ldap rebuild: "+fmt.Sprintf("%-5s", pr.Phase), phaseUnits[pr.Phase], pr.Done, pr.Total, pr.Elapsed, pr.Final)
+}
+
+// draw shows done of total (total 0: not known yet) units, with the rate and an estimate.
+func (p *progressBar) draw(label, unit string, done, total int, elapsed time.Duration, final bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	every := 100 * time.Millisecond
 	if !p.terminal {
 		every = 5 * time.Second
 	}
-	if !pr.Final && time.Since(p.last) < every {
+	if !final && time.Since(p.last) < every {
 		return
 	}
 	p.last = time.Now()
-	unit := phaseUnits[pr.Phase]
 	rate := 0.0
-	if s := pr.Elapsed.Seconds(); s > 0 {
-		rate = float64(pr.Done) / s
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(done) / s
 	}
-	status := fmt.Sprintf("%s %s", thousands(pr.Done), unit)
+	status := fmt.Sprintf("%s %s", thousands(done), unit)
 	eta := ""
-	if pr.Total > 0 {
-		status = fmt.Sprintf("%s/%s %s", thousands(pr.Done), thousands(pr.Total), unit)
-		if rate > 0 && !pr.Final {
-			eta = " ETA " + time.Duration(float64(pr.Total-pr.Done)/rate*float64(time.Second)).Round(time.Second).String()
+	if total > 0 {
+		status = fmt.Sprintf("%s/%s %s", thousands(done), thousands(total), unit)
+		if rate > 0 && !final {
+			eta = " ETA " + time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second).String()
 		}
 	}
-	line := fmt.Sprintf("ldap rebuild: %-5s %s, %s/s%s", pr.Phase, status, thousands(int(rate)), eta)
-	if pr.Final {
-		line += fmt.Sprintf(" (%.1fs)", pr.Elapsed.Seconds())
+	line := fmt.Sprintf("%s %s, %s/s%s", label, status, thousands(int(rate)), eta)
+	if final {
+		line += fmt.Sprintf(" (%.1fs)", elapsed.Seconds())
 	}
 	if !p.terminal {
 		fmt.Fprintln(p.w, line)
 		return
 	}
-	if pr.Total > 0 {
+	if total > 0 {
 		n := p.width - len(line) - 4
 		if n > 10 {
 			n = min(n, 40)
-			full := n * min(pr.Done, pr.Total) / pr.Total
+			full := n * min(done, total) / total
 			line = "[" + strings.Repeat("#", full) + strings.Repeat("-", n-full) + "] " + line
 		}
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s", line)
 	p.drawn = true
-	if pr.Final {
+	if final {
 		fmt.Fprintln(p.w)
 		p.drawn = false
 	}

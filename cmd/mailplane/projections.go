@@ -16,7 +16,7 @@ import (
 )
 
 // projectionNames are the projections this release runs.
-func projectionNames() []string { return []string{postgres.AdminName} }
+func projectionNames() []string { return []string{postgres.AdminName, postgres.GALEntriesName} }
 
 // projectionsCommand holds the operator's commands on projections. They work on the database
 // directly, like rebuild, so that they still work when the API is down.

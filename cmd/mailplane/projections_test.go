@@ -221,15 +221,15 @@ func TestRebuildCommandReplaysWithoutDeadLettersOrStops(t *testing.T) {
 	project := func() {
 		t.Helper()
 		r, err := projections.NewRunner(pool, reg, slog.New(slog.DiscardHandler), projections.Config{PollInterval: 5 * time.Millisecond},
-			postgres.NewAdmin(reg))
+			postgres.NewAdmin(reg), postgres.NewGALEntries(reg, store))
 		require.NoError(t, err)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = r.Run(runCtx) }()
 		defer func() { cancel(); <-done }()
 		require.Eventually(t, func() bool {
-			infos, err := projections.Inspect(ctx, pool, postgres.AdminName)
-			return err == nil && infos[0].LagEvents == 0 && infos[0].Position > 0
+			infos, err := projections.Inspect(ctx, pool, postgres.AdminName, postgres.GALEntriesName)
+			return err == nil && infos[0].LagEvents == 0 && infos[0].Position > 0 && infos[1].LagEvents == 0
 		}, 30*time.Second, 5*time.Millisecond)
 	}
 	project()
@@ -247,12 +247,14 @@ func TestRebuildCommandReplaysWithoutDeadLettersOrStops(t *testing.T) {
 	require.Equal(t, 0, rc, errOut)
 	var infos []map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &infos))
-	require.Len(t, infos, 1)
-	require.Equal(t, postgres.AdminName, infos[0]["name"])
-	require.Equal(t, "running", infos[0]["state"])
-	require.Nil(t, infos[0]["stopped"])
-	require.Equal(t, float64(0), infos[0]["dead_letters"])
-	require.Equal(t, float64(0), infos[0]["lag_events"])
+	require.Len(t, infos, 2)
+	for i, name := range []string{postgres.AdminName, postgres.GALEntriesName} {
+		require.Equal(t, name, infos[i]["name"])
+		require.Equal(t, "running", infos[i]["state"])
+		require.Nil(t, infos[i]["stopped"])
+		require.Equal(t, float64(0), infos[i]["dead_letters"])
+		require.Equal(t, float64(0), infos[i]["lag_events"])
+	}
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -7,31 +7,61 @@ import (
 	"flag"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mailplane/eventstore"
 	"mailplane/projections"
 	"mailplane/projections/ldap"
 	"mailplane/projections/postgres"
+	"mailplane/readcheck"
 )
 
 const rebuildUsage = `usage:
-  mailplane rebuild postgres.admin
-      empty the read model and rewind its checkpoint: the serve processes replay it from position 0
+  mailplane rebuild postgres [--page N] [--json]
+      build the Postgres read models (postgres.admin and postgres.gal) afresh from position 0 in
+      shadow tables (schema "rebuild") while the serve processes go on running and serving the
+      live ones, catch up, then swap them in and set the checkpoints in one short transaction;
+      a rebuild stopped midway goes on from where it stood when run again
+  mailplane rebuild all [--page N] [--json]
+      rebuild postgres, then ldap (which needs the LDAP projection stopped: see below)
+  mailplane rebuild postgres.admin | postgres.gal
+      empty the read model (postgres.gal: the GAL's internal entries) and rewind its checkpoint:
+      the serve processes replay it from position 0 (stops the API's reads meanwhile)
   mailplane rebuild ldap [--batch N] [--json]
       make the directory equal to the events now: compare, and write only the difference
   mailplane rebuild ldap --offline --ldif FILE [--load COMMAND] [--json]
       write the whole database as LDIF for slapadd; with --load, run COMMAND FILE (which loads it
       into a fresh database and swaps it in, e.g. 'scripts/stack.sh ldap-load') before releasing
       the projection's lock
-The projection being rebuilt must not run meanwhile: stop the serve processes that run
-projections (or run them with --no-projections), then retry.
+For the resets and ldap, the projection being rebuilt must not run meanwhile: stop the serve
+processes that run projections (or run them with --no-projections), then retry.
 `
 
-// rebuild rebuilds one projection. postgres.admin is reset (its read model emptied, its
-// checkpoint rewound) for the serve processes to replay; ldap is rebuilt here and now.
+// rebuild rebuilds one projection. postgres.admin and postgres.gal are reset (their read
+// model emptied, their checkpoint rewound) for the serve processes to replay; ldap is rebuilt
+// here and now.
 func rebuild(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 && args[0] == ldap.Name {
-		return rebuildLDAP(ctx, e, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case ldap.Name:
+			return rebuildLDAP(ctx, e, args[1:])
+		case "postgres":
+			return rebuildPostgres(ctx, e, args[1:])
+		case "all":
+			if err := rebuildPostgres(ctx, e, args[1:]); err != nil {
+				return err
+			}
+			var ldapArgs []string
+			if slices.Contains(args[1:], "--json") {
+				ldapArgs = append(ldapArgs, "--json")
+			}
+			return rebuildLDAP(ctx, e, ldapArgs)
+		}
 	}
 	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
@@ -40,25 +70,144 @@ func rebuild(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return exitCode(2)
 	}
-	pool, err := e.pool(ctx)
+	pool, reg, err := e.poolAndRegistry(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	reg, err := registry()
-	if err != nil {
-		return err
-	}
-	all := map[string]projections.Resetter{postgres.AdminName: postgres.NewAdmin(reg)}
+	// Reset only: the serve processes replay them (the GAL entries' store is not needed here).
+	all := map[string]projections.Resetter{postgres.AdminName: postgres.NewAdmin(reg),
+		postgres.GALEntriesName: postgres.NewGALEntries(reg, nil)}
 	p, ok := all[fs.Arg(0)]
 	if !ok {
-		return fmt.Errorf("no projection %q (projections: %s, %s)", fs.Arg(0), postgres.AdminName, ldap.Name)
+		return fmt.Errorf("no projection %q (projections: %s, %s, %s)", fs.Arg(0), postgres.AdminName, postgres.GALEntriesName, ldap.Name)
 	}
 	if err := projections.Rebuild(ctx, pool, p); err != nil {
 		return fmt.Errorf("%w (stop the serve processes that run projections, or start them with --no-projections, then retry)", err)
 	}
 	fmt.Fprintf(e.stdout, "%s reset: it replays from position 0 when a serve process next runs it\n", p.Name())
 	return nil
+}
+
+// shadowChecker returns the check a shadow must pass before it is swapped in: readcheck's
+// independent fold of the events.
+var shadowChecker = func(pool *pgxpool.Pool, _ *eventstore.Registry) postgres.ShadowChecker {
+	return readChecker{pool: pool}
+}
+
+// readChecker runs readcheck.Check on the shadow schema as of the shadow's position. readcheck
+// takes a schema's positions from <schema>.projection_checkpoints: that table is made, with the
+// shadow's position for both projections, in the check's own REPEATABLE READ transaction, which
+// is rolled back (the swap drops the shadow schema RESTRICT: nothing of the check may stay).
+type readChecker struct{ pool *pgxpool.Pool }
+
+func (c readChecker) Check(ctx context.Context, schema string, at eventstore.Position) error {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	table := pgx.Identifier{schema, "projection_checkpoints"}.Sanitize()
+	if _, err := tx.Exec(ctx, `CREATE TABLE `+table+` (name text PRIMARY KEY, transaction_id xid8 NOT NULL, position bigint NOT NULL)`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+table+` SELECT unnest($1::text[]), $2::bigint::text::xid8, $3`,
+		[]string{postgres.AdminName, postgres.GALEntriesName}, int64(at.TransactionID), at.Position); err != nil {
+		return err
+	}
+	rep, err := readcheck.Check(ctx, tx, schema)
+	if err != nil {
+		return err
+	}
+	if rep.OK() {
+		return nil
+	}
+	var diffs []string
+	for _, t := range rep.Tables {
+		if t.Differences > 0 {
+			d := fmt.Sprintf("%s: %d rows differ", t.Table, t.Differences)
+			if t.First != nil {
+				d += ", first " + t.First.String()
+			}
+			diffs = append(diffs, d)
+		}
+	}
+	return errors.New(strings.Join(diffs, "; "))
+}
+
+// rebuildPostgres rebuilds the Postgres read models through shadow tables, while the serve
+// processes run on.
+func rebuildPostgres(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("rebuild postgres", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() { fmt.Fprint(e.stderr, rebuildUsage) }
+	page := fs.Int("page", 5000, "events per shadow transaction")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		fs.Usage()
+		return exitCode(2)
+	}
+	pool, reg, err := e.poolAndRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	// The GAL entries projection folds streams with it; reading needs no key.
+	store := eventstore.NewPostgres(pool, reg)
+	o := postgres.RebuildOptions{Pool: pool, Registry: reg, PageSize: *page,
+		Projections: []postgres.Shadowed{postgres.ShadowedAdmin(reg), postgres.ShadowedGALEntries(reg, store)}}
+	if shadowChecker != nil {
+		o.Checker = shadowChecker(pool, reg)
+	}
+	bar := newProgressBar(e.stderr)
+	o.Progress = func(p postgres.RebuildProgress) {
+		bar.draw("postgres rebuild: "+fmt.Sprintf("%-5s", p.Phase), "events", p.Done, p.Total, p.Elapsed, p.Final)
+	}
+	sum, err := postgres.ShadowRebuild(ctx, o)
+	bar.clear()
+	if err != nil {
+		if errors.Is(err, postgres.ErrShadowDiffers) {
+			return fmt.Errorf("%w; nothing was swapped: the shadow stays in schema %q for inspection", err, postgres.ShadowSchema)
+		}
+		return fmt.Errorf("%w (run it again: it goes on from the shadow's recorded position)", err)
+	}
+	printShadowRebuild(e, sum, *asJSON)
+	return nil
+}
+
+func printShadowRebuild(e *env, s *postgres.RebuildSummary, asJSON bool) {
+	secs := func(d time.Duration) float64 { return d.Seconds() }
+	rate := 0.0
+	if t := s.Build + s.Check + s.SwapTime; t > 0 {
+		rate = float64(s.Events) / t.Seconds()
+	}
+	if asJSON {
+		before := map[string]any{}
+		for n, p := range s.Before {
+			before[n] = p
+		}
+		writeJSON(e, map[string]any{
+			"head": s.Head, "events": s.Events, "swap_events": s.SwapEvents, "resumed": s.Resumed, "resumed_from": s.From,
+			"checked": s.Checked, "checkpoints_before": before, "rows": s.Rows, "events_per_second": rate,
+			"build_seconds": secs(s.Build), "check_seconds": secs(s.Check), "swap_seconds": secs(s.SwapTime),
+		})
+		return
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "postgres rebuilt to position %d (transaction %d): %s events folded (%s/s)",
+		s.Head.Position, s.Head.TransactionID, thousands(s.Events), thousands(int(rate)))
+	if s.Resumed {
+		fmt.Fprintf(w, ", going on from position %d", s.From.Position)
+	}
+	fmt.Fprintf(w, "\n  build %.1fs, check %.1fs, swap %.3fs (%s events in it)\n", secs(s.Build), secs(s.Check), secs(s.SwapTime), thousands(s.SwapEvents))
+	names := make([]string, 0, len(s.Rows))
+	for t := range s.Rows {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	for _, t := range names {
+		fmt.Fprintf(w, "  %-16s %9s rows\n", t, thousands(int(s.Rows[t])))
+	}
 }
 
 func rebuildLDAP(ctx context.Context, e *env, args []string) error {
@@ -86,15 +235,11 @@ func rebuildLDAP(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return errors.New("MAILPLANE_LDAP_URL is not set: which directory should be rebuilt?")
 	}
-	pool, err := e.pool(ctx)
+	pool, reg, err := e.poolAndRegistry(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	reg, err := registry()
-	if err != nil {
-		return err
-	}
 	keys, err := e.keyring(pool)
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"mailplane/projections"
 	"mailplane/projections/ldap"
 	"mailplane/projections/postgres"
+	"mailplane/web"
 	"mailplane/workers"
 )
 
@@ -35,19 +36,21 @@ func serve(ctx context.Context, e *env, args []string) error {
 	noProjections := fs.Bool("no-projections", false, "do not run projections")
 	noMigrate := fs.Bool("no-migrate", false, "do not apply migrations at start")
 	addr := fs.String("addr", e.cfg.HTTPAddr, "listen address of the API")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (127.0.0.1:0 picks a port; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
 
-	pool, err := e.pool(ctx)
+	if *pprofAddr != "" {
+		if _, err := servePprof(ctx, *pprofAddr, e.logger); err != nil {
+			return err
+		}
+	}
+	pool, reg, err := e.poolAndRegistry(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	reg, err := registry()
-	if err != nil {
-		return err
-	}
 	if !*noMigrate {
 		if err := e.migrateAll(ctx, pool, reg); err != nil {
 			return err
@@ -69,8 +72,13 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	admin := postgres.NewAdmin(reg)
-	runner, err := projections.NewRunner(pool, reg, e.logger, projections.Config{}, admin)
+	// The admin projection queues the quota warnings of lowered limits in its own transaction.
+	quotaJobs, err := workers.NewClient(pool, e.logger, workers.Config{}, false)
+	if err != nil {
+		return err
+	}
+	admin := postgres.NewAdmin(reg).WithQuotaWarnings(workers.Queue{Inserter: quotaJobs})
+	runner, err := projections.NewRunner(pool, reg, e.logger, projections.Config{}, admin, postgres.NewGALEntries(reg, store))
 	if err != nil {
 		return err
 	}
@@ -90,6 +98,11 @@ func serve(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		names = append(names, directory.Name())
+		if !*noProjections {
+			if err := metrics.Register(ldapActive{directory}); err != nil {
+				return err
+			}
+		}
 	} else {
 		e.logger.Warn("MAILPLANE_LDAP_URL is not set: the LDAP projection does not run, Postfix and Dovecot get no directory")
 	}
@@ -107,14 +120,23 @@ func serve(ctx context.Context, e *env, args []string) error {
 	} else {
 		e.logger.Warn("MAILPLANE_ACME_DIRECTORY is not set: ACME certificate requests fail")
 	}
+	// Counted from River's table, so that a process that works no jobs reports them too.
+	jobMetrics := workers.NewJobMetrics(pool, e.logger)
+	if err := metrics.Register(jobMetrics); err != nil {
+		return err
+	}
+	riverID := workers.NewClientID()
 	river, err := workers.NewClient(pool, e.logger, workers.Config{
-		Mailer:         workers.MailerConfig{Addr: e.cfg.SMTPAddr, From: e.cfg.MailFrom},
-		Anchors:        anchors,
-		AnchorFile:     e.cfg.AnchorFile,
-		IdempotencyTTL: e.cfg.IdempotencyTTL,
-		Commands:       svc,
-		Issuer:         issuer,
-		Challenges:     challenges,
+		Mailer:               workers.MailerConfig{Addr: e.cfg.SMTPAddr, From: e.cfg.MailFrom},
+		Anchors:              anchors,
+		AnchorFile:           e.cfg.AnchorFile,
+		IdempotencyTTL:       e.cfg.IdempotencyTTL,
+		RescueStuckJobsAfter: e.cfg.RescueStuckJobsAfter,
+		Commands:             svc,
+		Issuer:               issuer,
+		Challenges:           challenges,
+		Metrics:              jobMetrics,
+		ID:                   riverID,
 	}, !*noWorkers)
 	if err != nil {
 		return err
@@ -140,6 +162,17 @@ func serve(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if !*noWorkers {
+		// Before River elects: a leader always holds its liveness lock (workers.LeaderWatch).
+		watch, err := workers.StartLeaderWatch(ctx, pool, riverID, e.logger)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			watch.Run(ctx)
+			watch.Close()
+		}()
 		if err := river.Start(ctx); err != nil {
 			return fmt.Errorf("workers: %w", err)
 		}
@@ -150,7 +183,12 @@ func serve(ctx context.Context, e *env, args []string) error {
 		}()
 	}
 	if !*noAPI {
+		riverUI, err := workers.UI(ctx, river, e.logger)
+		if err != nil {
+			return err
+		}
 		srv := api.NewServer(api.Deps{
+			RiverUI:     riverUI,
 			Logger:      e.logger,
 			Metrics:     metrics,
 			Readiness:   readiness(pool, names),
@@ -161,13 +199,21 @@ func serve(ctx context.Context, e *env, args []string) error {
 			Projections: projections.Operator{Pool: pool, Names: names},
 			Jobs:        workers.JobReader{DB: pool},
 			Members:     members,
-		}, api.Config{})
-		httpSrv := &http.Server{Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			Anchors:     anchors,
+		}, api.Config{ReadYourWritesTimeout: e.cfg.ReadYourWrites, RequestTimeout: e.cfg.RequestTimeout})
+		// The panel serves its pages at "/" and hands every other path (/api/v1, /riverui,
+		// /healthz...) to the API, which its pages call in process.
+		panel, err := web.New(web.Config{API: srv.Handler(), Logger: e.logger})
+		if err != nil {
+			return err
+		}
+		httpSrv := apiHTTPServer(*addr, panel.Handler(), apiTimeouts)
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
 			return err
 		}
 		e.logger.Info("serving the API", "url", "http://"+ln.Addr().String()+"/api/v1")
+		e.logger.Info("serving the admin panel", "url", "http://"+ln.Addr().String()+"/")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -281,4 +327,47 @@ func readiness(pool *pgxpool.Pool, names []string) api.Readiness {
 		}
 		return checks, nil
 	}
+}
+
+// ldapActive adds the LDAP projection to mailplane_projection_active, beside the runner's: which
+// process holds the directory is what a failover is watched by (scripts/chaos.sh). It is an
+// unchecked collector (it describes nothing), so that its series join the runner's family of
+// the same name and help.
+type ldapActive struct{ p *ldap.Projection }
+
+var ldapActiveDesc = prometheus.NewDesc("mailplane_projection_active", "1 while this process runs the projection.", []string{"projection"}, nil)
+
+func (ldapActive) Describe(chan<- *prometheus.Desc) {}
+
+func (c ldapActive) Collect(ch chan<- prometheus.Metric) {
+	v := 0.0
+	if active, _ := c.p.Active(); active {
+		v = 1
+	}
+	m, err := prometheus.NewConstMetric(ldapActiveDesc, prometheus.GaugeValue, v, c.p.Name())
+	if err != nil {
+		m = prometheus.NewInvalidMetric(ldapActiveDesc, err)
+	}
+	ch <- m
+}
+
+// httpTimeouts bound what a client may hold a connection for without sending.
+type httpTimeouts struct {
+	// Header: the request line and headers (a slowloris sending a header a minute).
+	Header time.Duration
+	// Read: the whole request, body included. Import uploads (up to 256 MiB) need longer than
+	// a JSON body; the API's request timeout ends their handling anyway.
+	Read time.Duration
+	// Idle: a kept-alive connection between requests.
+	Idle time.Duration
+}
+
+// apiTimeouts are those of `mailplane serve`: a JSON body is at most 1 MiB, which any client
+// sends in far less than Read; an import upload's body has api.ImportTimeout.
+var apiTimeouts = httpTimeouts{Header: 10 * time.Second, Read: api.ImportTimeout, Idle: 2 * time.Minute}
+
+// apiHTTPServer is the API's HTTP server: every phase of a connection has its bound, so that
+// slow or silent clients cannot pile up connections.
+func apiHTTPServer(addr string, h http.Handler, t httpTimeouts) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: t.Header, ReadTimeout: t.Read, IdleTimeout: t.Idle}
 }

@@ -71,11 +71,18 @@ func TestServeRunsAndStops(t *testing.T) {
 	code, body = get("/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, "mailplane_projection_active")
+	// The directory's projection too: which process holds it is what a failover is watched by.
+	require.Contains(t, body, `mailplane_projection_active{projection="ldap"}`)
 	require.Contains(t, body, "go_goroutines")
 
 	code, body = get("/api/v1/domains")
 	require.Equal(t, http.StatusUnauthorized, code)
 	require.True(t, strings.Contains(body, "unauthenticated"), body)
+
+	// The admin panel is served beside the API (http.Get follows / to /domains to /login).
+	code, body = get("/")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `<form method="post" action="/login"`)
 
 	cancel()
 	select {

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"mailplane/eventstore"
+	"mailplane/readcheck"
 )
 
 // verify checks every hash chain and every anchor (the database's, and an exported copy's with
@@ -19,8 +21,14 @@ func verify(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	anchorsFile := fs.String("anchors", "", "also check against this exported copy of the anchors (JSON lines: mailplane anchors export)")
+	readModels := fs.Bool("read-models", false, "instead, check every Postgres read-model row against the events (up to each projection's checkpoint)")
+	schema := fs.String("schema", "public", "with --read-models: the schema whose read-model tables are checked")
+	asJSON := fs.Bool("json", false, "with --read-models: print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
+	}
+	if *readModels {
+		return verifyReadModels(ctx, e, *schema, *asJSON)
 	}
 	var external []eventstore.Anchor
 	if *anchorsFile != "" {
@@ -42,12 +50,15 @@ func verify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	started := time.Now()
 	rep, err := store.Verify(ctx)
 	if err != nil {
 		return err
 	}
 	if rep.RekeyPending {
-		fmt.Fprintln(e.stdout, "NOT VERIFIED: the hash chains from before keyed hashing wait to be re-keyed: run mailplane migrate")
+		const msg = "NOT VERIFIED: the hash chains from before keyed hashing wait to be re-keyed: run mailplane migrate"
+		fmt.Fprintln(e.stdout, msg)
+		recordRun(ctx, e, store, eventstore.VerifyRun{Kind: eventstore.VerifyChains, StartedAt: started, Summary: msg})
 		return exitCode(1)
 	}
 	fmt.Fprintf(e.stdout, "verified %d events in %d streams\n", rep.Events, rep.Streams)
@@ -75,9 +86,108 @@ func verify(ctx context.Context, e *env, args []string) error {
 	if arep.Unanchored > 0 {
 		fmt.Fprintf(e.stdout, "%d events after the last anchor are not covered by one yet\n", arep.Unanchored)
 	}
-	if !rep.OK() || !arep.OK() {
+	run := eventstore.VerifyRun{Kind: eventstore.VerifyChains, StartedAt: started, OK: rep.OK() && arep.OK(),
+		Summary: fmt.Sprintf("%d events in %d streams, %d anchors: every hash chain and anchor holds", rep.Events, rep.Streams, arep.Anchors)}
+	for _, b := range rep.Broken {
+		run.Problems = append(run.Problems, fmt.Sprintf("BROKEN: %s", b))
+	}
+	for _, p := range arep.Problems {
+		run.Problems = append(run.Problems, fmt.Sprintf("ANCHOR: %s", p))
+	}
+	if !run.OK {
+		run.Summary = fmt.Sprintf("%d events in %d streams, %d anchors: %d stream(s) and %d anchor finding(s): history was tampered with",
+			rep.Events, rep.Streams, arep.Anchors, len(rep.Broken), len(arep.Problems))
+	}
+	recordRun(ctx, e, store, run)
+	if !run.OK {
 		fmt.Fprintf(e.stdout, "%d stream(s) and %d anchor finding(s): history was tampered with\n", len(rep.Broken), len(arep.Problems))
 		return exitCode(1)
+	}
+	return nil
+}
+
+// recordRun keeps a verification's outcome for GET /api/v1/verify-runs and the panel. A run
+// whose record fails (a read-only replica, say) still reports and exits as it found: the
+// warning says it was not kept.
+func recordRun(ctx context.Context, e *env, store *eventstore.Postgres, run eventstore.VerifyRun) {
+	run.FinishedAt = time.Now()
+	run.Host, _ = os.Hostname()
+	if _, err := store.RecordVerifyRun(ctx, run); err != nil {
+		fmt.Fprintf(e.stderr, "warning: this verification's outcome was not recorded: %v\n", err)
+	}
+}
+
+// verifyReadModels compares the read models with the events (package readcheck) and names the
+// first differing row of each table; it exits 1 when any table differs. It needs no master
+// key: nothing sealed is opened.
+func verifyReadModels(ctx context.Context, e *env, schema string, asJSON bool) error {
+	pool, err := e.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	started := time.Now()
+	rep, err := readcheck.Check(ctx, pool, schema)
+	if err != nil {
+		return err
+	}
+	// The live read models' outcome is kept (another schema's, a shadow copy, is not theirs).
+	if schema == "public" {
+		store := eventstore.NewPostgres(pool, nil) // records only: no key needed
+		run := eventstore.VerifyRun{Kind: eventstore.VerifyReadModels, StartedAt: started, OK: rep.OK()}
+		var rows int64
+		differing := 0
+		for _, t := range rep.Tables {
+			rows += t.Rows
+			if t.First != nil {
+				differing++
+				run.Problems = append(run.Problems, fmt.Sprintf("DIFFERS %s: %d of %d rows; first: %s", t.Table, t.Differences, t.Rows, t.First))
+			}
+		}
+		run.Summary = fmt.Sprintf("%d tables, %d rows: every read-model row equals the events", len(rep.Tables), rows)
+		if !run.OK {
+			run.Summary = fmt.Sprintf("%d tables, %d rows: %d table(s) differ from the events", len(rep.Tables), rows, differing)
+		}
+		recordRun(ctx, e, store, run)
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		for _, c := range rep.Checkpoints {
+			fmt.Fprintf(e.stdout, "%s: %d events up to position %d (transaction %d)", c.Projection, c.Events, c.Position, c.TransactionID)
+			if c.Skipped > 0 {
+				fmt.Fprintf(e.stdout, ", %d skipped by an operator", c.Skipped)
+			}
+			fmt.Fprintln(e.stdout)
+		}
+		for _, t := range rep.Tables {
+			if t.Absent {
+				fmt.Fprintf(e.stdout, "absent  %s.%s: not checked\n", schema, t.Table)
+				continue
+			}
+			if t.Skipped != "" {
+				fmt.Fprintf(e.stdout, "skipped %s.%s: %s\n", schema, t.Table, t.Skipped)
+				continue
+			}
+			if t.First == nil {
+				fmt.Fprintf(e.stdout, "ok      %s.%s: %d rows\n", schema, t.Table, t.Rows)
+				continue
+			}
+			fmt.Fprintf(e.stdout, "DIFFERS %s.%s: %d of %d rows; first: %s\n", schema, t.Table, t.Differences, t.Rows, t.First)
+		}
+	}
+	if !rep.OK() {
+		if !asJSON {
+			fmt.Fprintln(e.stdout, "the read models differ from the events")
+		}
+		return exitCode(1)
+	}
+	if !asJSON {
+		fmt.Fprintln(e.stdout, "every read-model row equals the events")
 	}
 	return nil
 }

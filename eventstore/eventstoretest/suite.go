@@ -126,6 +126,26 @@ func Run(t *testing.T, newStore Factory) {
 		require.Equal(t, 1, res.LastVersion)
 	})
 
+	// A fold-only load leaves the metadata undecoded and changes nothing else of the events.
+	t.Run("SkipMetadata", func(t *testing.T) {
+		s := setup(t)
+		meta := eventstore.Metadata{Actor: "admin@example.test", RequestID: "r-skip"}
+		_, err := s.Append(ctx, stream("t-skip"), eventstore.NoStream, meta, ThingCreated{Name: "s", Count: 1}, ThingCreated{Name: "t", Count: 2})
+		require.NoError(t, err)
+		full, err := s.Load(ctx, "t-skip", eventstore.LoadOptions{})
+		require.NoError(t, err)
+		folded, err := s.Load(ctx, "t-skip", eventstore.LoadOptions{SkipMetadata: true})
+		require.NoError(t, err)
+		require.Len(t, folded, 2)
+		for i := range folded {
+			require.Equal(t, meta, full[i].Metadata)
+			require.Zero(t, folded[i].Metadata)
+			require.Equal(t, full[i].StoredMetadata(), folded[i].StoredMetadata())
+			folded[i].Metadata = full[i].Metadata
+			require.Equal(t, full[i], folded[i])
+		}
+	})
+
 	t.Run("MetadataRoundTrip", func(t *testing.T) {
 		s := setup(t)
 		meta := eventstore.Metadata{Actor: "admin@example.test", RequestID: "r-1", CorrelationID: "c-1",

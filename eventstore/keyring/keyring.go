@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -37,23 +36,18 @@ var (
 	ErrNotSealed = errors.New("keyring: not a sealed value")
 )
 
-// sealKeyTTL is how long a process reuses a scope's live key for sealing without reading it
-// again. Opening never uses this cache: a destroyed key stops opening anything at once.
-const sealKeyTTL = time.Minute
-
 // Keyring seals and opens secrets.
 type Keyring struct {
 	db     eventstore.DBTX
 	master cipher.AEAD
 
 	mu    sync.Mutex
-	cache map[string]cachedKey // scope → live key, for Seal
+	cache map[string]cachedKey // scope → the key last found live, for Seal (checked each time)
 }
 
 type cachedKey struct {
 	id   int64
 	aead cipher.AEAD
-	at   time.Time
 }
 
 // New returns a keyring over the data_keys table, wrapping data keys with the 32-byte master key.
@@ -88,11 +82,19 @@ func LoadMasterKey(path string) ([]byte, error) {
 }
 
 // Seal encrypts plaintext with the scope's live data key, creating one if the scope has none.
+// Every call asks the database which key is live: a key destroyed by another process (a domain
+// removed) is never used again, not even by a process that has it cached. The cache only saves
+// unwrapping the key again; the check costs one indexed read.
 func (k *Keyring) Seal(ctx context.Context, scope string, plaintext []byte) (string, error) {
+	var liveID int64
+	err := k.db.QueryRow(ctx, `SELECT id FROM data_keys WHERE scope = $1 AND destroyed_at IS NULL`, scope).Scan(&liveID)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("keyring: load key for %s: %w", scope, err)
+	}
 	k.mu.Lock()
 	c, ok := k.cache[scope]
 	k.mu.Unlock()
-	if !ok || time.Since(c.at) > sealKeyTTL {
+	if !ok || liveID == 0 || c.id != liveID {
 		id, key, err := k.liveKey(ctx, scope)
 		if err != nil {
 			return "", err
@@ -101,7 +103,7 @@ func (k *Keyring) Seal(ctx context.Context, scope string, plaintext []byte) (str
 		if err != nil {
 			return "", err
 		}
-		c = cachedKey{id: id, aead: aead, at: time.Now()}
+		c = cachedKey{id: id, aead: aead}
 		k.mu.Lock()
 		k.cache[scope] = c
 		k.mu.Unlock()

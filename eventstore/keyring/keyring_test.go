@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -137,4 +138,39 @@ func TestLoadMasterKey(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte("too short\n"), 0o600))
 	_, err = keyring.LoadMasterKey(p)
 	require.Error(t, err)
+}
+
+// Two processes share the data keys; one destroys a domain's key (the domain was removed). The
+// other, which has just sealed with that key and so has it cached, must not seal with it again:
+// its next Seal finds the key destroyed and makes a new one, and nothing it seals afterwards is
+// lost to the shredding.
+func TestSealNeverUsesADestroyedCachedKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	master := masterKey(t)
+	cached, err := keyring.New(pool, master)
+	require.NoError(t, err)
+	remover, err := keyring.New(pool, master)
+	require.NoError(t, err)
+
+	before, err := cached.Seal(ctx, "gone.example", []byte("old secret"))
+	require.NoError(t, err)
+	require.NoError(t, remover.Destroy(ctx, pool, "gone.example"))
+	_, err = cached.Open(ctx, before)
+	require.ErrorIs(t, err, keyring.ErrShredded)
+
+	after, err := cached.Seal(ctx, "gone.example", []byte("new secret"))
+	require.NoError(t, err)
+	keyID := func(v string) string {
+		rest := v[len("mpenc:v1:"):]
+		return rest[:strings.IndexByte(rest, ':')]
+	}
+	require.NotEqual(t, keyID(before), keyID(after), "sealed with a new key, not the destroyed one in the cache")
+	plain, err := remover.Open(ctx, after)
+	require.NoError(t, err, "what was sealed after the destroy opens")
+	require.Equal(t, "new secret", string(plain))
+	var live int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM data_keys WHERE scope = 'gone.example' AND destroyed_at IS NULL`).Scan(&live))
+	require.Equal(t, 1, live)
 }

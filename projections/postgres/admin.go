@@ -21,15 +21,31 @@ import (
 const AdminName = "postgres.admin"
 
 // Admin projects the global configuration, COS, domains, accounts, mailing lists, resources,
-// aliases and virtual hosts into the rm_* tables. Each row keeps the aggregate's state at the version it has seen: an event at or below
+// aliases, virtual hosts and GAL settings into the rm_* tables (the GAL's entries are GALEntries'). Each row keeps the aggregate's state at the version it has seen: an event at or below
 // that version is a redelivery and changes nothing; one further ahead means a gap, and the
 // projection stops (projections.ErrOutOfOrder).
 type Admin struct {
 	registry *eventstore.Registry
+	quota    QuotaJobs
 }
 
 // NewAdmin returns the admin projection.
 func NewAdmin(registry *eventstore.Registry) *Admin { return &Admin{registry: registry} }
+
+// QuotaJobs queues the warnings of quota crossings, in the transaction that found them
+// (workers.Queue).
+type QuotaJobs interface {
+	QuotaWarnings(ctx context.Context, tx pgx.Tx, crossings []domain.QuotaCrossing) error
+}
+
+// WithQuotaWarnings makes the projection judge the stored mailbox usage again whenever an event
+// changes effective limits, and queue a warning for each crossing through q, in the same
+// transaction as the read model and checkpoint: a limit lowered under the usage warns without
+// waiting for the next report, exactly once. Without it, the next report finds the crossing.
+func (a *Admin) WithQuotaWarnings(q QuotaJobs) *Admin {
+	a.quota = q
+	return a
+}
 
 // Name implements projections.Projection.
 func (*Admin) Name() string { return AdminName }
@@ -37,7 +53,7 @@ func (*Admin) Name() string { return AdminName }
 // StreamTypes implements projections.Projection.
 func (*Admin) StreamTypes() []string {
 	return []string{domain.StreamTypeConfig, domain.StreamTypeCOS, domain.StreamTypeDomain, domain.StreamTypeAccount,
-		domain.StreamTypeList, domain.StreamTypeResource, domain.StreamTypeVirtualHost}
+		domain.StreamTypeList, domain.StreamTypeResource, domain.StreamTypeVirtualHost, domain.StreamTypeGAL}
 }
 
 // Handle implements projections.Projection.
@@ -57,19 +73,33 @@ func (a *Admin) Handle(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEven
 	}
 	switch e.StreamType {
 	case domain.StreamTypeConfig:
-		return projectConfig(ctx, tx, e, ev)
+		if err := projectConfig(ctx, tx, e, ev); err != nil {
+			return err
+		}
+		return a.recheckQuota(ctx, tx, e, ev)
 	case domain.StreamTypeCOS:
-		return projectCOS(ctx, tx, e, ev)
+		if err := projectCOS(ctx, tx, e, ev); err != nil {
+			return err
+		}
+		return a.recheckQuota(ctx, tx, e, ev)
 	case domain.StreamTypeDomain:
-		return projectDomain(ctx, tx, e, ev)
+		if err := projectDomain(ctx, tx, e, ev); err != nil {
+			return err
+		}
+		return a.recheckQuota(ctx, tx, e, ev)
 	case domain.StreamTypeAccount:
-		return projectAccount(ctx, tx, e, ev)
+		if err := projectAccount(ctx, tx, e, ev); err != nil {
+			return err
+		}
+		return a.recheckQuota(ctx, tx, e, ev)
 	case domain.StreamTypeList:
 		return projectList(ctx, tx, e, ev)
 	case domain.StreamTypeResource:
 		return projectResource(ctx, tx, e, ev)
 	case domain.StreamTypeVirtualHost:
 		return projectVirtualHost(ctx, tx, e, ev)
+	case domain.StreamTypeGAL:
+		return projectGAL(ctx, tx, e, ev)
 	}
 	return nil
 }
@@ -79,13 +109,35 @@ type evolvable[S any] interface {
 	Evolve(domain.Event) S
 }
 
+// rowCreatedAt is the created_at of an object's row: its state's creation time, or the event's
+// time for a state without one (a deleted object's, which Evolve empties).
+func rowCreatedAt(created time.Time, e eventstore.RecordedEvent) time.Time {
+	if created.IsZero() {
+		return e.RecordedAt
+	}
+	return created
+}
+
 // next loads the row's state (query must select version, state), checks that e is the next
 // event for it, and returns the evolved state. skip is true for a redelivered event.
+//
+// In a rebuild's transaction (a stateCache), the row's state as this transaction last wrote it
+// is taken from the cache instead of being read back, and the evolved state is remembered.
 func next[S evolvable[S]](ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event, query string, key any) (state S, skip bool, err error) {
 	version := 0
+	cache, caching := tx.(stateCache)
+	cacheKey := ""
+	if caching {
+		cacheKey = query + "\x00" + fmt.Sprint(key)
+	}
 	if e.Version > 1 {
 		var raw []byte
-		err := tx.QueryRow(ctx, query, key).Scan(&version, &raw)
+		var err error
+		if v, r, ok := cacheGet(cache, cacheKey); ok {
+			version, raw = v, r
+		} else {
+			err = tx.QueryRow(ctx, query, key).Scan(&version, &raw)
+		}
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return state, false, err
 		}
@@ -95,6 +147,14 @@ func next[S evolvable[S]](ctx context.Context, tx pgx.Tx, e eventstore.RecordedE
 			}
 		}
 	}
+	if version == 0 && e.Version > 1 {
+		// No row: the stream's rows may have gone with its removed domain, which left the
+		// version they had reached.
+		err := tx.QueryRow(ctx, `SELECT version FROM rm_tombstones WHERE stream_id = $1`, e.StreamID).Scan(&version)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return state, false, err
+		}
+	}
 	switch {
 	case e.Version <= version:
 		return state, true, nil
@@ -102,7 +162,21 @@ func next[S evolvable[S]](ctx context.Context, tx pgx.Tx, e eventstore.RecordedE
 		return state, false, fmt.Errorf("%w: admin projection: %s is at version %d, got event version %d",
 			projections.ErrOutOfOrder, e.StreamID, version, e.Version)
 	}
-	return state.Evolve(ev), false, nil
+	state = state.Evolve(ev)
+	if caching {
+		if err := cache.remember(cacheKey, e.Version, state); err != nil {
+			return state, false, err
+		}
+	}
+	return state, false, nil
+}
+
+// cacheGet looks key up in cache, which may be nil.
+func cacheGet(cache stateCache, key string) (int, []byte, bool) {
+	if cache == nil {
+		return 0, nil, false
+	}
+	return cache.cached(key)
 }
 
 func projectConfig(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event) error {
@@ -146,6 +220,9 @@ func projectDomain(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, e
 	if err != nil || skip {
 		return err
 	}
+	if _, ok := ev.(domain.DomainRemoved); ok {
+		return purgeDomain(ctx, tx, name, e.Version)
+	}
 	state, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -170,10 +247,7 @@ func projectAccount(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, 
 	if err != nil {
 		return err
 	}
-	createdAt := a.CreatedAt
-	if createdAt.IsZero() {
-		createdAt = e.RecordedAt
-	}
+	createdAt := rowCreatedAt(a.CreatedAt, e)
 	_, err = tx.Exec(ctx, `INSERT INTO rm_accounts (address, domain, display_name, status, cos, version, deleted, state, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (address) DO UPDATE SET display_name = excluded.display_name, status = excluded.status,
@@ -225,10 +299,7 @@ func projectVirtualHost(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEve
 	if v.Issuance != nil {
 		issuing = &v.Issuance.RequestedAt
 	}
-	createdAt := v.CreatedAt
-	if createdAt.IsZero() {
-		createdAt = e.RecordedAt
-	}
+	createdAt := rowCreatedAt(v.CreatedAt, e)
 	_, err = tx.Exec(ctx, `INSERT INTO rm_virtual_hosts (domain, host, version, deleted, state, source, not_after,
 			renewal_due_at, next_attempt_at, issuing_since, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -242,9 +313,97 @@ func projectVirtualHost(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEve
 	return err
 }
 
-// Reset empties the admin read model (projections.Resetter).
+// purgeDomain drops every row of a removed domain from the read model: by now each of its
+// objects has had its own deletion event (the removal appends the domain's last event after
+// them), but their rows were kept, deleted, for their versions. Those versions move to
+// rm_tombstones, so that a name created again continues its stream without a gap.
+func purgeDomain(ctx context.Context, tx pgx.Tx, name string, version int) error {
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO rm_tombstones (stream_id, version)
+		SELECT 'account-' || address, version FROM rm_accounts WHERE domain = $1
+		UNION ALL SELECT 'list-' || address, version FROM rm_lists WHERE domain = $1
+		UNION ALL SELECT 'resource-' || address, version FROM rm_resources WHERE domain = $1
+		UNION ALL SELECT 'vhost-' || domain || '/' || host, version FROM rm_virtual_hosts WHERE domain = $1
+		UNION ALL SELECT 'domain-' || $1, $2::int
+		ON CONFLICT (stream_id) DO UPDATE SET version = greatest(rm_tombstones.version, excluded.version)`, name, version)
+	b.Queue(`DELETE FROM rm_list_members WHERE list IN (SELECT address FROM rm_lists WHERE domain = $1)`, name)
+	b.Queue(`DELETE FROM rm_aliases WHERE domain = $1 OR split_part(target, '@', 2) = $1`, name)
+	b.Queue(`DELETE FROM rm_accounts WHERE domain = $1`, name)
+	b.Queue(`DELETE FROM rm_lists WHERE domain = $1`, name)
+	b.Queue(`DELETE FROM rm_resources WHERE domain = $1`, name)
+	b.Queue(`DELETE FROM rm_virtual_hosts WHERE domain = $1`, name)
+	b.Queue(`DELETE FROM rm_domains WHERE name = $1`, name)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// Reset empties the admin read model (projections.Resetter). Mailbox usage is no read model
+// (the events cannot rebuild it) and stays; the replay mark keeps the rebuild from judging it
+// against limits of the past.
 func (*Admin) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `TRUNCATE rm_config, rm_cos, rm_domains, rm_accounts, rm_aliases,
-		rm_lists, rm_list_members, rm_resources, rm_virtual_hosts`)
-	return err
+		rm_lists, rm_list_members, rm_resources, rm_virtual_hosts, rm_tombstones, rm_gal`)
+	if err != nil {
+		return err
+	}
+	return MarkReplay(ctx, tx)
+}
+
+// recheckScope says whose effective limits ev changes, if anyone's.
+func recheckScope(e eventstore.RecordedEvent, ev domain.Event) (RecheckScope, bool) {
+	switch x := ev.(type) {
+	case domain.GlobalConfigUpdated:
+		return RecheckScope{All: true}, true
+	case domain.COSCreated:
+		return RecheckScope{COS: x.Name}, true
+	case domain.COSUpdated:
+		return RecheckScope{COS: x.Name}, true
+	case domain.COSDeleted:
+		return RecheckScope{COS: x.Name}, true
+	case domain.DomainUpdated:
+		if x.Limits != nil || x.DefaultCOS != nil || len(x.Cleared) > 0 {
+			return RecheckScope{Domain: strings.TrimPrefix(e.StreamID, domain.DomainStreamID(""))}, true
+		}
+	case domain.AccountUpdated:
+		if x.MailQuotaBytes != nil || x.COS != nil || len(x.Cleared) > 0 {
+			return RecheckScope{Address: x.Address.String()}, true
+		}
+	}
+	return RecheckScope{}, false
+}
+
+// recheckQuota follows an event that changes limits (or deletes an account) on the usage,
+// after the read model took it. Events a rebuild replays (at or below the replay mark) are
+// history and judge nothing.
+func (a *Admin) recheckQuota(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev domain.Event) error {
+	if a.quota == nil {
+		return nil
+	}
+	del, deleted := ev.(domain.AccountDeleted)
+	scope, ok := recheckScope(e, ev)
+	if !ok && !deleted {
+		return nil
+	}
+	var replayedUntil int64
+	err := tx.QueryRow(ctx, `SELECT replayed_until FROM quota_recheck_mark WHERE id = 1`).Scan(&replayedUntil)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if e.Position <= replayedUntil {
+		return nil
+	}
+	if err := LockQuotaExclusive(ctx, tx); err != nil {
+		return err
+	}
+	if deleted {
+		return ForgetUsage(ctx, tx, del.Address.String())
+	}
+	g, _, err := NewReadModel(tx).GlobalConfig(ctx)
+	if err != nil {
+		return err
+	}
+	crossings, err := RecheckQuota(ctx, tx, g, scope)
+	if err != nil || len(crossings) == 0 {
+		return err
+	}
+	return a.quota.QuotaWarnings(ctx, tx, crossings)
 }

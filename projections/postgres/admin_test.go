@@ -104,13 +104,20 @@ func history(t *testing.T, s *eventstore.Postgres) {
 		domain.VirtualHostAdded{Domain: "a.example", Host: "old.a.example", At: now},
 		domain.CertificateInstalled{Host: "old.a.example", CertificateData: cert, At: now},
 		domain.VirtualHostRemoved{Domain: "a.example", Host: "old.a.example"})
+	app(eventstore.Stream{ID: domain.GALStreamID("a.example"), Type: domain.StreamTypeGAL, Domain: "a.example"}, 0,
+		domain.GALConfigured{Domain: "a.example", Created: true, Account: domain.Address{Local: "galsync", Domain: "a.example"},
+			Mode: domain.GALBoth, External: &domain.GALSourceData{LDAPURL: "ldap://dir", BindPasswordSecret: "mpenc:v1:1:pw",
+				SearchBase: "dc=x", SearchFilter: "(mail=*)", TimeoutSeconds: 10}, At: now},
+		domain.GALSynced{Domain: "a.example", Status: domain.GALSyncSucceeded, Added: 1, Total: 1, StartedAt: now, FinishedAt: now},
+		domain.GALSynced{Domain: "a.example", Status: domain.GALSyncFailed, Error: "down", Total: 1, StartedAt: now, FinishedAt: now})
 }
 
 func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry, mw ...message.HandlerMiddleware) {
 	t.Helper()
 	admin := postgres.NewAdmin(reg)
+	gal := postgres.NewGALEntries(reg, eventstore.NewPostgres(pool, reg))
 	r, err := projections.NewRunner(pool, reg, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		projections.Config{PollInterval: 5 * time.Millisecond, Middlewares: mw}, admin)
+		projections.Config{PollInterval: 5 * time.Millisecond, Middlewares: mw}, admin, gal)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -121,7 +128,7 @@ func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry
 		ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&txid, &pos))
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
-	require.NoError(t, projections.NewWaiter(pool, 5*time.Millisecond, admin.Name()).Wait(wctx,
+	require.NoError(t, projections.NewWaiter(pool, 5*time.Millisecond, admin.Name(), gal.Name()).Wait(wctx,
 		eventstore.Position{TransactionID: uint64(txid), Position: pos}))
 }
 
@@ -129,13 +136,28 @@ func runUntilCaughtUp(t *testing.T, pool *pgxpool.Pool, reg *eventstore.Registry
 func snapshot(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	out := map[string][]string{}
 	for _, table := range []string{"rm_config", "rm_cos", "rm_domains", "rm_accounts", "rm_aliases",
-		"rm_lists", "rm_list_members", "rm_resources", "rm_virtual_hosts"} {
+		"rm_lists", "rm_list_members", "rm_resources", "rm_virtual_hosts", "rm_gal"} {
 		rows, err := pool.Query(context.Background(), `SELECT to_jsonb(t)::text FROM `+table+` t ORDER BY 1`)
 		require.NoError(t, err)
 		for rows.Next() {
 			var s string
 			require.NoError(t, rows.Scan(&s))
 			out[table] = append(out[table], s)
+		}
+		require.NoError(t, rows.Err())
+	}
+	// GAL entries and tokens without their ids, which a rebuild draws anew.
+	for name, query := range map[string]string{
+		"gal_entries": `SELECT concat_ws(' ', domain, source, address, display_name, kind, digest) FROM gal_entries ORDER BY 1`,
+		"gal_tokens": `SELECT concat_ws(' ', e.address, t.domain, t.source, t.weight, t.token, t.address) FROM gal_tokens t
+			JOIN gal_entries e ON e.id = t.entry_id ORDER BY 1`,
+	} {
+		rows, err := pool.Query(context.Background(), query)
+		require.NoError(t, err)
+		for rows.Next() {
+			var s string
+			require.NoError(t, rows.Scan(&s))
+			out[name] = append(out[name], s)
 		}
 		require.NoError(t, rows.Err())
 	}
@@ -187,7 +209,7 @@ func TestAdminProjectionBuildsTheReadModelAndRebuildsIdentically(t *testing.T) {
 	require.Len(t, vh.VirtualHost.Failures, 1)
 	_, err = reads.VirtualHost(ctx, "a.example", "old.a.example")
 	require.ErrorIs(t, err, domain.ErrNotFound, "removed")
-	objects, err := reads.DomainObjects(ctx, "a.example")
+	objects, err := reads.DomainObjects(ctx, "a.example", 0, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"mail.a.example"}, objects.VirtualHosts)
 	due, err := reads.DueRenewals(ctx, time.Now(), 10)
@@ -215,15 +237,52 @@ func TestAdminProjectionBuildsTheReadModelAndRebuildsIdentically(t *testing.T) {
 	roomRow, err := reads.Resource(ctx, "room@a.example")
 	require.NoError(t, err)
 	require.Equal(t, 10, roomRow.Resource.Capacity)
-	objects, err = reads.DomainObjects(ctx, "a.example")
+	objects, err = reads.DomainObjects(ctx, "a.example", 0, nil)
 	require.NoError(t, err)
+	require.Len(t, objects.Certificates, 1)
+	objects.Certificates = nil
 	require.Equal(t, postgres.DomainObjects{Accounts: []string{"alice@a.example", "bob@a.example"},
 		Lists: []string{"old@a.example", "team@a.example"}, Resources: []string{"room@a.example"},
-		Aliases: []string{"al@a.example", "all@a.example", "r1@a.example", "team@b.example"}, VirtualHosts: []string{"mail.a.example"}}, objects)
+		Aliases: []string{"al@a.example", "all@a.example", "r1@a.example", "team@b.example"}, VirtualHosts: []string{"mail.a.example"},
+		Counts: postgres.ObjectCounts{Accounts: 2, Lists: 2, Resources: 1, Aliases: 4, VirtualHosts: 1, Certificates: 1},
+		After:  map[string]string{}}, objects)
+
+	// The GAL: settings without the sealed password, the last sync and the last success; the
+	// internal entries of alice (Alice), bob (locked: shown), the lists old and team, room.
+	gal, err := reads.GAL(ctx, "a.example")
+	require.NoError(t, err)
+	require.Equal(t, 3, gal.Version)
+	require.Empty(t, gal.GAL.External.BindPasswordSecret)
+	require.True(t, gal.GAL.External.HasBindPassword)
+	require.Equal(t, domain.GALSyncFailed, gal.GAL.LastSync.Status)
+	require.Equal(t, domain.GALSyncSucceeded, gal.GAL.LastSuccess.Status)
+	found, err := reads.GALSearch(ctx, "a.example", postgres.GALQuery{Q: "AL", Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, []postgres.GALEntry{{Address: "alice@a.example", DisplayName: "Alice", Kind: "account", Rank: 1}}, found)
+	found, err = reads.GALSearch(ctx, "a.example", postgres.GALQuery{Q: "team", Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, []postgres.GALEntry{{Address: "team@a.example", DisplayName: "Team", Kind: "list", Rank: 0}}, found)
+	// An external entry (the resync's, not the events') survives a rebuild.
+	_, err = pool.Exec(ctx, `INSERT INTO gal_entries (domain, source, address, display_name, kind) VALUES ('a.example', 'external', 'ext@corp.test', 'Ext', 'external')`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO gal_tokens (entry_id, domain, source, weight, token, address)
+		SELECT id, 'a.example', 'external', 1, 'ext@corp.test', address FROM gal_entries WHERE address = 'ext@corp.test'`)
+	require.NoError(t, err)
+	due2, err := reads.DueGALResyncs(ctx, time.Now().Add(30*time.Minute), time.Hour, 10)
+	require.NoError(t, err)
+	require.Empty(t, due2, "synced a moment ago, every hour")
+	due2, err = reads.DueGALResyncs(ctx, time.Now().Add(61*time.Minute), time.Hour, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a.example"}, due2)
+	due2, err = reads.DueGALResyncs(ctx, time.Now().Add(61*time.Minute), 0, 10)
+	require.NoError(t, err)
+	require.Empty(t, due2, "no interval of its own, none globally: no schedule")
 
 	before := snapshot(t, pool)
+	require.Len(t, before["gal_entries"], 6, "alice, bob, old, room, team and the external one")
 	admin := postgres.NewAdmin(reg)
 	require.NoError(t, projections.Rebuild(ctx, pool, admin))
+	require.NoError(t, projections.Rebuild(ctx, pool, postgres.NewGALEntries(reg, nil)))
 	empty := snapshot(t, pool)
 	require.Empty(t, empty["rm_accounts"])
 	runUntilCaughtUp(t, pool, reg)

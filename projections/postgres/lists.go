@@ -64,10 +64,7 @@ func projectList(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent, ev 
 	if err != nil {
 		return err
 	}
-	createdAt := l.CreatedAt
-	if createdAt.IsZero() {
-		createdAt = e.RecordedAt
-	}
+	createdAt := rowCreatedAt(l.CreatedAt, e)
 	_, err = tx.Exec(ctx, `INSERT INTO rm_lists (address, domain, display_name, dynamic, hide_in_gal, member_count,
 			version, deleted, state, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, (SELECT count(*) FROM rm_list_members WHERE list = $1), $6, $7, $8, $9, $10)
@@ -98,13 +95,7 @@ type ListRow struct {
 // List returns one mailing list, or domain.ErrNotFound.
 func (r *ReadModel) List(ctx context.Context, address string) (ListRow, error) {
 	rows, err := r.lists(ctx, `WHERE address = $1 AND NOT deleted`, address)
-	if err != nil {
-		return ListRow{}, err
-	}
-	if len(rows) == 0 {
-		return ListRow{}, fmt.Errorf("list %q: %w", address, domain.ErrNotFound)
-	}
-	return rows[0], nil
+	return oneRow(rows, err, "list %q", address)
 }
 
 // ListLists returns a page of a domain's mailing lists ordered by address.

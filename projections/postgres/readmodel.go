@@ -41,6 +41,19 @@ type Row struct {
 	UpdatedAt time.Time
 }
 
+// oneRow is the row a lookup by key found, or domain.ErrNotFound when it found none (what and
+// args name the key in the error).
+func oneRow[T any](rows []T, err error, what string, args ...any) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	if len(rows) == 0 {
+		return zero, fmt.Errorf(what+": %w", append(args, domain.ErrNotFound)...)
+	}
+	return rows[0], nil
+}
+
 // DomainRow is a domain with its counts.
 type DomainRow struct {
 	Row
@@ -101,13 +114,7 @@ func (r *ReadModel) GlobalConfig(ctx context.Context) (domain.GlobalConfig, int,
 // COS returns one class of service, or domain.ErrNotFound.
 func (r *ReadModel) COS(ctx context.Context, name string) (COSRow, error) {
 	rows, err := r.cos(ctx, `WHERE name = $1 AND NOT deleted`, name)
-	if err != nil {
-		return COSRow{}, err
-	}
-	if len(rows) == 0 {
-		return COSRow{}, fmt.Errorf("class of service %q: %w", name, domain.ErrNotFound)
-	}
-	return rows[0], nil
+	return oneRow(rows, err, "class of service %q", name)
 }
 
 // ListCOS returns a page of classes of service ordered by name.
@@ -148,13 +155,7 @@ func (r *ReadModel) cos(ctx context.Context, where string, args ...any) ([]COSRo
 // Domain returns one domain with its counts, or domain.ErrNotFound.
 func (r *ReadModel) Domain(ctx context.Context, name string) (DomainRow, error) {
 	rows, err := r.domains(ctx, `WHERE name = $1`, name)
-	if err != nil {
-		return DomainRow{}, err
-	}
-	if len(rows) == 0 {
-		return DomainRow{}, fmt.Errorf("domain %q: %w", name, domain.ErrNotFound)
-	}
-	return rows[0], nil
+	return oneRow(rows, err, "domain %q", name)
 }
 
 // DomainSettings returns a domain's state without counting its objects (cheap), or
@@ -171,11 +172,13 @@ func (r *ReadModel) DomainSettings(ctx context.Context, name string) (domain.Dom
 	return decode[domain.Domain](raw, "domain")
 }
 
-// ListDomains returns a page of domains ordered by name.
-func (r *ReadModel) ListDomains(ctx context.Context, q ListQuery) ([]DomainRow, error) {
+// ListDomains returns a page of domains ordered by name, of the named ones alone when only is
+// not nil.
+func (r *ReadModel) ListDomains(ctx context.Context, q ListQuery, only []string) ([]DomainRow, error) {
 	return r.domains(ctx, `WHERE d.name > $1 AND ($2 = '' OR d.status = $2)
 		AND ($3 = '' OR d.name ILIKE $4 OR d.unicode_name ILIKE $4 OR d.description ILIKE $4)
-		ORDER BY d.name LIMIT $5`, q.After, q.Status, q.Q, likePattern(q.Q), q.Limit)
+		AND ($6::text[] IS NULL OR d.name = ANY($6))
+		ORDER BY d.name LIMIT $5`, q.After, q.Status, q.Q, likePattern(q.Q), q.Limit, only)
 }
 
 func (r *ReadModel) domains(ctx context.Context, where string, args ...any) ([]DomainRow, error) {
@@ -203,13 +206,7 @@ func (r *ReadModel) domains(ctx context.Context, where string, args ...any) ([]D
 // Account returns one account, or domain.ErrNotFound.
 func (r *ReadModel) Account(ctx context.Context, address string) (AccountRow, error) {
 	rows, err := r.accounts(ctx, `WHERE address = $1 AND NOT deleted`, address)
-	if err != nil {
-		return AccountRow{}, err
-	}
-	if len(rows) == 0 {
-		return AccountRow{}, fmt.Errorf("account %q: %w", address, domain.ErrNotFound)
-	}
-	return rows[0], nil
+	return oneRow(rows, err, "account %q", address)
 }
 
 // ListAccounts returns a page of a domain's accounts ordered by address.

@@ -23,10 +23,7 @@ func projectResource(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent,
 	if err != nil {
 		return err
 	}
-	createdAt := r.CreatedAt
-	if createdAt.IsZero() {
-		createdAt = e.RecordedAt
-	}
+	createdAt := rowCreatedAt(r.CreatedAt, e)
 	_, err = tx.Exec(ctx, `INSERT INTO rm_resources (address, domain, display_name, type, booking_policy, version, deleted,
 			state, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -60,13 +57,7 @@ type ResourceRow struct {
 // Resource returns one resource, or domain.ErrNotFound.
 func (r *ReadModel) Resource(ctx context.Context, address string) (ResourceRow, error) {
 	rows, err := r.resources(ctx, `WHERE address = $1 AND NOT deleted`, address)
-	if err != nil {
-		return ResourceRow{}, err
-	}
-	if len(rows) == 0 {
-		return ResourceRow{}, fmt.Errorf("resource %q: %w", address, domain.ErrNotFound)
-	}
-	return rows[0], nil
+	return oneRow(rows, err, "resource %q", address)
 }
 
 // ListResources returns a page of a domain's resources ordered by address.

@@ -19,13 +19,7 @@ type VirtualHostRow struct {
 // VirtualHost returns one virtual host of a domain, or domain.ErrNotFound.
 func (r *ReadModel) VirtualHost(ctx context.Context, domainName, host string) (VirtualHostRow, error) {
 	rows, err := r.virtualHosts(ctx, `WHERE domain = $1 AND host = $2 AND NOT deleted`, domainName, host)
-	if err != nil {
-		return VirtualHostRow{}, err
-	}
-	if len(rows) == 0 {
-		return VirtualHostRow{}, fmt.Errorf("virtual host %q of %s: %w", host, domainName, domain.ErrNotFound)
-	}
-	return rows[0], nil
+	return oneRow(rows, err, "virtual host %q of %s", host, domainName)
 }
 
 // ListVirtualHosts returns a page of a domain's virtual hosts ordered by host name.
