@@ -815,5 +815,5 @@ func ptr[T any](v T) *T { return &v }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	require.Eventually(t, cond, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, cond, time.Minute, 5*time.Millisecond)
 }

@@ -415,6 +415,6 @@ func createAccountWithCOS(t *testing.T, e *apitest.Env, domainName, cos string) 
 	require.Eventually(t, func() bool {
 		_, err := e.Reads.Account(context.Background(), addr.String())
 		return err == nil
-	}, 10*time.Second, 5*time.Millisecond)
+	}, time.Minute, 5*time.Millisecond)
 	return addr.String()
 }

@@ -304,7 +304,7 @@ func galEventually(t *testing.T, e *apitest.Env, token, d, q string, want ...str
 	require.Eventually(t, func() bool {
 		got, _ = galSearch(t, e, token, d, q, "&limit=100")
 		return slices.Equal(got, want)
-	}, 10*time.Second, 10*time.Millisecond, "search %q: got %v, want %v", q, &got, want)
+	}, time.Minute, 10*time.Millisecond, "search %q: got %v, want %v", q, &got, want)
 }
 
 // externalGAL is a slapd of its own standing in for a company directory.

@@ -73,7 +73,7 @@ func TestResumeAndSkipAStoppedProjection(t *testing.T) {
 	require.Equal(t, int64(7), info.LagEvents, "the gap, the rest of s-1 and five more")
 	require.Positive(t, info.LagSeconds)
 	require.Zero(t, info.DeadLetters)
-	require.Eventually(t, func() bool { return r.Status()[0].Stopped }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.Status()[0].Stopped }, time.Minute, 5*time.Millisecond)
 	doc, err := json.Marshal(info)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"name":"tally","position":`+jsonInt(info.Position)+`,"lag_events":7,"lag_seconds":`+jsonFloat(info.LagSeconds)+
@@ -97,7 +97,7 @@ func TestResumeAndSkipAStoppedProjection(t *testing.T) {
 		var ok bool
 		again, ok, _ = stopOf(b, "tally")
 		return ok
-	}, 10*time.Second, 5*time.Millisecond)
+	}, time.Minute, 5*time.Millisecond)
 	require.Equal(t, first.Position, again.Position)
 
 	_, err = projections.Resume(ctx, b.pool, "tally", &gap.Position, "bob")

@@ -309,14 +309,14 @@ func TestAnotherProcessTakesOverWhenTheHolderDies(t *testing.T) {
 	appendMany(t, b, 5, 5)
 	cfg := projections.Config{LockRetry: 50 * time.Millisecond}
 	first, stopFirst, firstDone := run(t, b, cfg, &counter{name: "counter"})
-	require.Eventually(t, func() bool { return first.Status()[0].Active }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return first.Status()[0].Active }, time.Minute, 10*time.Millisecond)
 	second, _, _ := run(t, b, cfg, &counter{name: "counter"})
 	waitCaughtUp(t, b, "counter")
 	require.False(t, second.Status()[0].Active, "one process at a time")
 
 	stopFirst()
 	<-firstDone
-	require.Eventually(t, func() bool { return second.Status()[0].Active }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return second.Status()[0].Active }, time.Minute, 10*time.Millisecond)
 	appendMany2(t, b)
 	waitCaughtUp(t, b, "counter")
 	require.Equal(t, rawCounts(t, b), modelCounts(t, b))

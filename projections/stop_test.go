@@ -30,7 +30,7 @@ func requireHeldAt(t *testing.T, b bundle, name string, p eventstore.Position, r
 	// The runner that met the anomaly lets go once its stop has committed, which on a busy
 	// machine may be after the two seconds above; the others never take it.
 	for _, r := range runners {
-		require.Eventually(t, func() bool { return !r.Status()[0].Active }, 10*time.Second, 5*time.Millisecond,
+		require.Eventually(t, func() bool { return !r.Status()[0].Active }, time.Minute, 5*time.Millisecond,
 			"a stopped projection runs nowhere")
 	}
 	cp, err := checkpointOf(b, name)

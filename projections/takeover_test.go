@@ -89,7 +89,7 @@ func TestTakeoverWhenTheLockConnectionIsTerminated(t *testing.T) {
 		time.Sleep(2 * time.Millisecond) // a batch takes a while: the old holder is often inside one
 		return nil
 	}})
-	require.Eventually(t, func() bool { return a.Status()[0].Active }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.Status()[0].Active }, time.Minute, time.Millisecond)
 	second, _, _ := run(t, b, cfg, &tally{name: "tally", before: starts.before("b")})
 	stopAppending := keepAppending(t, b)
 	time.Sleep(300 * time.Millisecond)
@@ -101,8 +101,8 @@ func TestTakeoverWhenTheLockConnectionIsTerminated(t *testing.T) {
 			WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n)
 		killed.Store(err == nil && n == 1)
 		return killed.Load()
-	}, 10*time.Second, 10*time.Millisecond)
-	require.Eventually(t, func() bool { return second.Status()[0].Active }, 10*time.Second, time.Millisecond)
+	}, time.Minute, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return second.Status()[0].Active }, time.Minute, time.Millisecond)
 	tookOver := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	stopAppending()
@@ -129,7 +129,7 @@ func TestTakeoverWhenTheHolderIsKilled(t *testing.T) {
 	require.False(t, other.Status()[0].Active, "one holder at a time")
 	require.NoError(t, holder.cmd.Process.Kill())
 	holder.requireKilled(t)
-	require.Eventually(t, func() bool { return other.Status()[0].Active }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return other.Status()[0].Active }, time.Minute, time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
 	stopAppending()
 	waitCaughtUp(t, b, "tally")
@@ -198,7 +198,7 @@ func TestStaleBatchCannotCommitAfterTakeover(t *testing.T) {
 
 	waitCaughtUp(t, b, "tally")
 	require.Equal(t, rawCounts(t, b), modelCounts(t, b))
-	require.Eventually(t, func() bool { return !a.Status()[0].Active }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !a.Status()[0].Active }, time.Minute, 5*time.Millisecond)
 	var late int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM handled_by WHERE runner = 'a' AND batch = $1::text::xid8`, blockedBatch).Scan(&late))
 	require.Zero(t, late, "the old holder's batch in flight committed after the takeover")
@@ -224,7 +224,7 @@ func TestIdleStaleHolderStartsNoBatchAfterTakeover(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
 	require.Equal(t, 1, n)
-	require.Eventually(t, func() bool { return second.Status()[0].Active }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return second.Status()[0].Active }, time.Minute, time.Millisecond)
 	tookOver := time.Now()
 	for i := 0; i < 5; i++ {
 		appendMany2(t, b)
@@ -234,5 +234,5 @@ func TestIdleStaleHolderStartsNoBatchAfterTakeover(t *testing.T) {
 	require.Equal(t, rawCounts(t, b), modelCounts(t, b))
 	require.Zero(t, starts.after("a", tookOver), "the old holder began a batch after the takeover")
 	require.NotZero(t, starts.after("b", tookOver))
-	require.Eventually(t, func() bool { return !a.Status()[0].Active }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !a.Status()[0].Active }, time.Minute, 5*time.Millisecond)
 }

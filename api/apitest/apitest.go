@@ -521,6 +521,6 @@ func (e *Env) User(t testing.TB, domainName string, role Role) (string, string) 
 	require.Eventually(t, func() bool {
 		_, err := e.Reads.Account(context.Background(), addr.String())
 		return err == nil
-	}, 10*time.Second, 5*time.Millisecond)
+	}, time.Minute, 5*time.Millisecond)
 	return addr.String(), e.Login(t, addr.String(), pw)
 }

@@ -164,7 +164,7 @@ func TestDomainCloseAndDelete(t *testing.T) {
 	require.Contains(t, r.stderr, "removing "+name+": 4/4 objects")
 	require.Eventually(t, func() bool {
 		return c.run(t, "domain", "show", name).code != 0
-	}, 10*time.Second, 20*time.Millisecond)
+	}, time.Minute, 20*time.Millisecond)
 	r = c.run(t, "domain", "delete", name, "--yes").fails(t, 1)
 	require.Contains(t, r.stderr, "404")
 }

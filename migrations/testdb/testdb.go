@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"strings"
 	"testing"
@@ -77,7 +78,23 @@ func NewURL(t testing.TB) string {
 			t.Errorf("testdb: drop %s: %v", name, err)
 		}
 	})
-	return withDatabase(URL(), name)
+	return withApplicationName(withDatabase(URL(), name), t.Name())
+}
+
+// withApplicationName names the test in pg_stat_activity: when one test's transaction holds
+// the cluster's gap-safe horizon back for every other test, the server shows which test it is.
+func withApplicationName(url, name string) string {
+	if strings.Contains(url, "application_name=") {
+		return url
+	}
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "application_name=" + neturl.QueryEscape(name)
 }
 
 // template returns the name of a migrated template database for the current migrations,

@@ -98,5 +98,5 @@ func TestOfflineRebuildNeedsTheSuffix(t *testing.T) {
 
 func requireActive(t *testing.T, p *ldap.Projection) {
 	t.Helper()
-	require.Eventually(t, func() bool { active, _ := p.Active(); return active }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { active, _ := p.Active(); return active }, time.Minute, 5*time.Millisecond)
 }

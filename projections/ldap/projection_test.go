@@ -1,6 +1,7 @@
 package ldap_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha512"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +32,8 @@ type bundle struct {
 	p   *ldap.Projection
 	// stop ends the projection's run.
 	stop func()
+	// log is the projection's logger; nil is quiet().
+	log *slog.Logger
 }
 
 func quiet() *slog.Logger {
@@ -39,18 +43,54 @@ func quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// failureLog keeps what the projection logs and shows it only when the test fails: a
+// projection that falls behind or stops says why there, and nowhere else.
+func failureLog(t *testing.T) *slog.Logger {
+	if os.Getenv("APITEST_LOG") != "" {
+		return quiet()
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if t.Failed() && buf.Len() > 0 {
+			t.Logf("the projection's log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func setup(t *testing.T) *bundle {
 	t.Parallel()
 	e := apitest.New(t)
 	d := ldaptest.New(t)
-	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}}
+	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}, log: failureLog(t)}
 	b.start(t, ldap.Config{URL: d.Env.URL, BindDN: d.Env.Admin.DN, Password: d.Env.Admin.Password, DIT: b.dit})
 	return b
 }
 
 func (b *bundle) options(cfg ldap.Config) ldap.Options {
 	return ldap.Options{Directory: cfg, Pool: b.e.Pool, Registry: b.e.Registry, Keyring: b.e.Keyring,
-		Logger: quiet(), LockRetry: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+		Logger: b.logger(), LockRetry: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+}
+
+func (b *bundle) logger() *slog.Logger {
+	if b.log != nil {
+		return b.log
+	}
+	return quiet()
 }
 
 func (b *bundle) start(t *testing.T, cfg ldap.Config) {
@@ -69,7 +109,7 @@ func (b *bundle) caughtUp(t *testing.T) {
 	t.Helper()
 	head, err := b.e.Store.Head(context.Background())
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	require.NoError(t, projections.NewWaiter(b.e.Pool, 5*time.Millisecond, ldap.Name).Wait(ctx, head))
 }

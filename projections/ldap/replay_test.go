@@ -156,7 +156,7 @@ func TestTwoProjectionsOneWriter(t *testing.T) {
 		stop2()
 		standby = p1
 	}
-	require.Eventually(t, func() bool { a, _ := standby.Active(); return a }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { a, _ := standby.Active(); return a }, time.Minute, 5*time.Millisecond)
 	late := e.CreateAccount(t, e.CreateDomain(t, nil), map[string]any{"password": "password-late-1"})
 	b.caughtUp(t)
 	require.NotNil(t, b.entry(t, b.dit.Account(late)))

@@ -29,7 +29,7 @@ func TestTransactionsInARowLeaveSlapdUp(t *testing.T) {
 	e := apitest.New(t)
 	// A slapd of its own: if this brings one down, it is not the one every other test uses.
 	d := ldaptest.StartSlapd(t).Directory(t)
-	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}}
+	b := &bundle{e: e, d: d, dit: ldap.DIT{Base: d.Base}, log: failureLog(t)}
 	o := b.options(ldap.Config{URL: d.Env.URL, BindDN: d.Env.Admin.DN, Password: d.Env.Admin.Password, DIT: b.dit})
 	o.BatchSize = 1
 	b.run(t, o)

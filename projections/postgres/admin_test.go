@@ -379,6 +379,6 @@ func TestRebuildRefusesARunningProjection(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	require.Eventually(t, func() bool { return r.Status()[0].Active }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return r.Status()[0].Active }, time.Minute, 10*time.Millisecond)
 	require.ErrorIs(t, projections.Rebuild(ctx, pool, admin), projections.ErrRunning)
 }

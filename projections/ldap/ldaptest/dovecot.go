@@ -145,7 +145,7 @@ service anvil {
 	})
 
 	socket := filepath.Join(dir, "run", "auth-userdb")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		if c, err := net.Dial("unix", socket); err == nil {
 			c.Close()

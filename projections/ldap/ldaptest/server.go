@@ -268,7 +268,7 @@ func (s *Server) start(bin string) error {
 	s.cmd, s.exited, s.log = cmd, exited, log
 	s.mu.Unlock()
 
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		conn, err := ldap.DialURL(s.URL, ldap.DialWithDialer(&net.Dialer{Timeout: time.Second}))
 		if err == nil {
