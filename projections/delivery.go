@@ -56,6 +56,11 @@ type batch struct {
 	// stop is set once the batch met an event that stops the projection: the messages after it
 	// are acked unhandled, and the checkpoint stays before it (see checkpoints.AckMessageQuery).
 	stop *Stop
+	// started is when the batch's first message came; cut is set once the batch ran past
+	// Config.MaxBatchTime: like after a stop, the messages after it are acked unhandled and the
+	// checkpoint stays at the last one handled, so the next batch starts there.
+	started time.Time
+	cut     bool
 }
 
 func newDelivery(r *Runner, p Projection, skips map[int64]bool, carefulUntil eventstore.Position, cancel context.CancelCauseFunc) *delivery {
@@ -118,7 +123,7 @@ func (d *delivery) batchEnd() (batchEnd, error) {
 		go d.halt(errReplayCarefully) // after this call returns and releases mu
 		return batchEnd{}, fmt.Errorf("projections: the batch's writes: %w", err)
 	}
-	return batchEnd{limited: b.stop != nil, last: b.last, parks: b.parks}, nil
+	return batchEnd{limited: b.stop != nil || b.cut, last: b.last, parks: b.parks}, nil
 }
 
 func (d *delivery) handle(msg *message.Message) error {
@@ -142,11 +147,15 @@ func (d *delivery) handle(msg *message.Message) error {
 		return err
 	}
 	if d.batch == nil || d.batch.tx != ptx {
-		d.batch = &batch{tx: ptx, pipe: newPipedTx(ptx.Tx), done: make(map[int64]bool), parks: env.parks}
+		d.batch = &batch{tx: ptx, pipe: newPipedTx(ptx.Tx), done: make(map[int64]bool), parks: env.parks, started: time.Now()}
 	}
 	b, e := d.batch, env.event
 	var tx pgx.Tx = b.pipe
-	if b.stop != nil || b.done[e.Position] {
+	if b.stop != nil || b.cut || b.done[e.Position] {
+		return nil
+	}
+	if len(b.done) > 0 && time.Since(b.started) > d.runner.cfg.MaxBatchTime {
+		b.cut = true
 		return nil
 	}
 

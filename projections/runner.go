@@ -26,6 +26,11 @@ type Config struct {
 	// BatchSize is how many events one subscriber transaction carries (default 100). Bigger
 	// batches are faster but hold a transaction, and so every consumer's horizon, for longer.
 	BatchSize int
+	// MaxBatchTime cuts a batch short once it has run this long (default 250ms): what it has
+	// handled commits and the rest goes to the next batch. A batch holds a transaction id from
+	// its first write, and no projection anywhere in the cluster reads past an open one (the xmin
+	// rule, DESIGN.md §2), so a batch of slow events would hold back every read model.
+	MaxBatchTime time.Duration
 	// PollInterval is the pause after an empty poll when the projection has been quiet for a
 	// second (default 25ms): the bound on how late a quiet projection notices a new event.
 	// While events keep arriving the pause is BusyPollInterval (default 2ms).
@@ -56,6 +61,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
+	}
+	if c.MaxBatchTime <= 0 {
+		c.MaxBatchTime = 250 * time.Millisecond
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 25 * time.Millisecond

@@ -341,3 +341,36 @@ func waitCaughtUp(t *testing.T, b bundle, name string) {
 	defer cancel()
 	require.NoError(t, w.Wait(ctx, eventstore.Position{TransactionID: uint64(txid), Position: pos}))
 }
+
+// A batch that has run for MaxBatchTime commits what it has handled and leaves the rest to the
+// next: a slow handler must not hold one transaction id (and so the cluster-wide horizon every
+// projection and read waits below) for the whole batch.
+func TestSlowBatchIsCutByTime(t *testing.T) {
+	b := setup(t)
+	appendMany(t, b, 1, 12)
+	var mu sync.Mutex
+	perXact := map[string]int{}
+	c := &counter{name: "counter", hookTx: func(ctx context.Context, tx pgx.Tx) {
+		var xid string
+		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err == nil {
+			mu.Lock()
+			perXact[xid]++
+			mu.Unlock()
+		}
+		time.Sleep(60 * time.Millisecond)
+	}}
+	run(t, b, projections.Config{BatchSize: 100, MaxBatchTime: 200 * time.Millisecond}, c)
+	waitCaughtUp(t, b, "counter")
+	require.Equal(t, rawCounts(t, b), modelCounts(t, b), "every event exactly once")
+	mu.Lock()
+	defer mu.Unlock()
+	total, most := 0, 0
+	for _, n := range perXact {
+		total += n
+		most = max(most, n)
+	}
+	require.Equal(t, 12, total, "each event handled once: %v", perXact)
+	// 200 ms at 60 ms an event: the batch is cut once the fourth event finds it over time.
+	require.LessOrEqual(t, most, 4, "events per batch transaction: %v", perXact)
+	require.GreaterOrEqual(t, len(perXact), 3, "batch transactions: %v", perXact)
+}
