@@ -23,7 +23,8 @@
 # LOAD_BEFORE (a git ref: the account-creation figure is also measured with that commit's
 # mailplane, right before this tree's, on a database of its own: before/after in one run),
 # LOAD_PROFILE (0: seconds of CPU profile to take from the first serve during the long run,
-# written next to the report), LOAD_TWO (1: 0 skips step 4), LOAD_SETTLE_SECONDS (30: the pause
+# written next to the report), LOAD_CREATE_PROFILE (0: the same, from 1 s into the account
+# creations; keep it shorter than they last), LOAD_TWO (1: 0 skips step 4), LOAD_SETTLE_SECONDS (30: the pause
 # between the creations and the first step), LOAD_DATABASE_URL (the stack's test cluster: another
 # cluster's URL, for example one started with pg_stat_statements to see where its time goes). A short run:
 #   LOAD_SECONDS=60 LOAD_STEP_SECONDS=10 LOAD_CREATE_N=5000 go tool task load
@@ -46,6 +47,7 @@ WORKERS=${LOAD_WORKERS:-64}
 PGBENCH_SECONDS=${LOAD_PGBENCH_SECONDS:-20}
 P99_MS=${LOAD_P99_MS:-50}
 PROFILE=${LOAD_PROFILE:-0}
+CREATE_PROFILE=${LOAD_CREATE_PROFILE:-0}
 TWO=${LOAD_TWO:-1}
 SETTLE=${LOAD_SETTLE_SECONDS:-30}
 
@@ -334,9 +336,18 @@ create_figure() {
 	pg0=$(cpu_ticks $(db_backends "$3"))
 	# shellcheck disable=SC2046
 	ldap0=$(cpu_ticks $(slapd_pids))
+	local prof=''
+	if [[ $CREATE_PROFILE != 0 && -z ${SERVE_BIN:-} ]]; then
+		local pp
+		pp=$(grep -o 'serving pprof" url=[^ ]*' "$2" | head -n 1 | sed 's/.*url=//')
+		(sleep 1 && curl -fsS -o "$DEV/load/$STAMP-create.cpu.pprof" "${pp}profile?seconds=$CREATE_PROFILE" &&
+			echo "cpu profile of serve during the creations written to $DEV/load/$STAMP-create.cpu.pprof") &
+		prof=$!
+	fi
 	"$TMP/loaddriver" -url "${URLS[0]}" -email "$ADMIN_EMAIL" -password "$ADMIN_PASSWORD" -c "$CLIENTS" \
 		-domain create.load.test -n "$CREATE_N" -mode hash -progress \
 		-metrics-url "${URLS[0]}/metrics" -sample 1s -watch-pids "${PIDS[0]}" | tee "$1"
+	[[ -z $prof ]] || wait "$prof" || true
 	echo "projections caught up $(caught_up) s after the creations"
 	# The backends are read at the end: the pool opens more under the load, and a backend that
 	# ended during the run (none should) is missed.
