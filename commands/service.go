@@ -400,9 +400,15 @@ func load[S evolvable[S]](ctx context.Context, s *Service, q eventstore.DBTX, st
 	return state, len(events), nil
 }
 
-// Fold replays recorded events into an aggregate's state.
+// Fold replays recorded events into an aggregate's state. A state that can take its events at
+// once (domain.MailingList.EvolveAll) is given them so.
 func Fold[S evolvable[S]](reg *eventstore.Registry, events []eventstore.RecordedEvent) (S, error) {
 	var state S
+	all, batched := any(state).(interface{ EvolveAll([]domain.Event) S })
+	var evs []domain.Event
+	if batched {
+		evs = make([]domain.Event, 0, len(events))
+	}
 	for _, e := range events {
 		ev, err := reg.Decode(e)
 		if err != nil {
@@ -412,7 +418,14 @@ func Fold[S evolvable[S]](reg *eventstore.Registry, events []eventstore.Recorded
 		if !ok {
 			return state, fmt.Errorf("commands: %s is not a domain event", e.Type)
 		}
+		if batched {
+			evs = append(evs, de)
+			continue
+		}
 		state = state.Evolve(de)
+	}
+	if batched {
+		return all.EvolveAll(evs), nil
 	}
 	return state, nil
 }

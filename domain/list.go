@@ -690,3 +690,50 @@ func (l MailingList) Evolve(e Event) MailingList {
 	}
 	return l
 }
+
+// EvolveAll is Evolve over events in order. It keeps the members in a set while it goes and
+// sorts them once at the end: Evolve copies the whole sorted member list at every member
+// change, so folding a list whose members came a few at a time would be quadratic in its size
+// (found by the sustained load, whose lists grow by two members a request).
+func (l MailingList) EvolveAll(events []Event) MailingList {
+	var set map[Address]struct{} // nil while l.Members is current
+	memberSet := func() map[Address]struct{} {
+		if set == nil {
+			set = make(map[Address]struct{}, len(l.Members))
+			for _, m := range l.Members {
+				set[m] = struct{}{}
+			}
+		}
+		return set
+	}
+	flush := func() {
+		if set == nil {
+			return
+		}
+		l.Members = make([]Address, 0, len(set))
+		for m := range set {
+			l.Members = append(l.Members, m)
+		}
+		slices.SortFunc(l.Members, compareAddresses)
+		set = nil
+	}
+	for _, ev := range events {
+		switch ev := ev.(type) {
+		case ListMembersAdded:
+			s := memberSet()
+			for _, m := range ev.Members {
+				s[m] = struct{}{}
+			}
+		case ListMembersRemoved:
+			s := memberSet()
+			for _, m := range ev.Members {
+				delete(s, m)
+			}
+		default:
+			flush()
+			l = l.Evolve(ev)
+		}
+	}
+	flush()
+	return l
+}
