@@ -184,7 +184,9 @@ func TestImportAccounts(t *testing.T) {
 	require.NoError(t, e.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE metadata->>'causation_id' = $1`, "import:"+id).Scan(&events))
 	require.Equal(t, 10000-37, events)
 	var claims int
-	require.NoError(t, e.Pool.QueryRow(ctx, `SELECT count(*) FROM address_claims WHERE domain = $1 AND kind = 'account' AND address LIKE 'user0%'`, dom).Scan(&claims))
+	// The file's addresses only: the domain admin's own is "user" and 8 random hex digits,
+	// which began with "user0" one time in 16 and made this count one too many.
+	require.NoError(t, e.Pool.QueryRow(ctx, `SELECT count(*) FROM address_claims WHERE domain = $1 AND kind = 'account' AND address ~ '^user[0-9]{5}(@|$)'`, dom).Scan(&claims))
 	require.Equal(t, 10000-37, claims)
 	require.NoError(t, e.Commands.RunImport(ctx, id, commands.RunImportOptions{}), "running again does nothing")
 
