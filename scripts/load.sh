@@ -126,8 +126,9 @@ COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+dirty')"
 MACHINE="$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 echo "commit   $COMMIT"
 echo "machine  $MACHINE, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "postgres $(psql_admin -c 'SHOW server_version'), synchronous_commit=$(psql_admin -c 'SHOW synchronous_commit'), autovacuum=$(psql_admin -c 'SHOW autovacuum'), max_wal_size=$(psql_admin -c 'SHOW max_wal_size')"
-if [[ $(psql_admin -c 'SHOW autovacuum') != on ]]; then
+AUTOVACUUM=$(psql_admin -c 'SHOW autovacuum')
+echo "postgres $(psql_admin -c 'SHOW server_version'), synchronous_commit=$(psql_admin -c 'SHOW synchronous_commit'), autovacuum=$AUTOVACUUM, max_wal_size=$(psql_admin -c 'SHOW max_wal_size')"
+if [[ $AUTOVACUUM != on ]]; then
 	# Found on this machine's own cluster: without it the read models' tables are never analysed
 	# as they grow from empty and never vacuumed, and a 5-minute run degrades where 30 s did not.
 	echo "load: WARNING: autovacuum is off on this cluster; the long runs measure its absence (LOAD_DATABASE_URL: a cluster of its own)" >&2
